@@ -1,0 +1,27 @@
+"""The "db" role: start and stop the services a scenario runs against.
+
+>>> from harness.stack import StackConfig, start_stack
+>>> with start_stack(StackConfig(provider="embedded")) as stack:  # doctest: +SKIP
+...     stack.postgres.dsn, stack.redis.url
+"""
+
+from harness.stack._process import reap_leftovers
+from harness.stack.config import PROVIDERS, SERVICES, ProviderName, ServiceName, StackConfig
+from harness.stack.core import Stack, choose_providers, start_stack
+from harness.stack.databases import DatabaseFactory
+from harness.stack.endpoints import PostgresEndpoint, RedisEndpoint
+
+__all__ = [
+    "PROVIDERS",
+    "SERVICES",
+    "DatabaseFactory",
+    "PostgresEndpoint",
+    "ProviderName",
+    "RedisEndpoint",
+    "ServiceName",
+    "Stack",
+    "StackConfig",
+    "choose_providers",
+    "reap_leftovers",
+    "start_stack",
+]

@@ -1,0 +1,257 @@
+"""Child processes the stack owns, and the run directory that proves it.
+
+Every embedded service runs as a child process launched from a *run
+directory* (``<tmp>/alertbench-run-*``) that holds its data and log files and
+an ownership record, ``alertbench-run.json``: the owner's pid and start time
+and each child's pid, start time and name. The record is what lets a later
+start reap what a killed owner left behind (see :func:`reap_leftovers`) while
+never touching a process that merely reused a pid: a process is ours only if
+its pid, its start time *and* its command line (which names the run
+directory) all match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+__all__ = ["ManagedProcess", "RunDir", "reap_leftovers"]
+
+_log = logging.getLogger(__name__)
+
+RUN_PREFIX = "alertbench-run-"
+RECORD = "alertbench-run.json"
+MAGIC = "alertbench-run/1"
+#: Start times are floats from /proc; allow for rounding between reads.
+_CREATE_TIME_SLACK_S = 0.05
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+@dataclass
+class ManagedProcess:
+    """One child process: how to stop it and where its log is."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    #: Signal that asks the process for a clean, fast shutdown.
+    stop_signal: int
+    create_time: float
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 25) -> str:
+        """The last lines of the process's log, for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask for a clean shutdown; kill after ``timeout_s``. Idempotent."""
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.send_signal(self.stop_signal)
+        try:
+            self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _log.warning("%s (pid %d) ignored its stop signal; killing it", self.name, self.pid)
+            self.popen.kill()
+            self.popen.wait(timeout=timeout_s)
+
+
+@dataclass
+class RunDir:
+    """A temporary directory that owns the child processes started in it."""
+
+    path: Path
+    children: list[ManagedProcess] = field(default_factory=list)
+    # Services are launched from several threads at once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def create(cls, tmp_root: Path) -> RunDir:
+        path = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=tmp_root))
+        # Services may run as an unprivileged user (Postgres refuses root),
+        # which must be able to traverse into its own subdirectory.
+        path.chmod(0o755)
+        run = cls(path)
+        run._write_record()
+        return run
+
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        stop_signal: int,
+        user: int | None = None,
+        group: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ManagedProcess:
+        """Start ``argv`` with its output in ``<run>/<name>.log``, and record it.
+
+        The child gets its own session so that a Ctrl-C in the terminal
+        reaches only the harness, which then stops services in order.
+        """
+        log_path = self.path / f"{name}.log"
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=user,
+                group=group,
+                extra_groups=[] if group is not None else None,
+                env=env,
+                cwd=self.path,
+            )
+        created = _create_time(popen.pid) or time.time()
+        proc = ManagedProcess(name, popen, log_path, stop_signal, created)
+        with self._lock:
+            self.children.append(proc)
+            self._write_record()
+        return proc
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the children (last started first) and delete the directory."""
+        with self._lock:
+            children = list(self.children)
+        for child in reversed(children):
+            try:
+                child.stop(timeout_s)
+            except Exception:
+                _log.exception("could not stop %s (pid %d)", child.name, child.pid)
+        self.children.clear()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _write_record(self) -> None:
+        record = {
+            "magic": MAGIC,
+            "path": str(self.path),
+            "owner": {"pid": os.getpid(), "create_time": _create_time(os.getpid())},
+            "children": [
+                {
+                    "name": c.name,
+                    "pid": c.pid,
+                    "create_time": c.create_time,
+                    "stop_signal": c.stop_signal,
+                }
+                for c in self.children
+            ],
+        }
+        tmp = self.path / f".{RECORD}.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.path / RECORD)
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What :func:`reap_leftovers` removed for one abandoned run directory."""
+
+    path: Path
+    owner_pid: int
+    killed_pids: tuple[int, ...]
+
+
+def _is_same_process(pid: int, create_time: float) -> bool:
+    actual = _create_time(pid)
+    return actual is not None and abs(actual - create_time) <= _CREATE_TIME_SLACK_S
+
+
+def _mentions(pid: int, path: Path) -> bool:
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    # Every service we launch is told its run directory on its command line
+    # or runs with it as its working directory.
+    try:
+        cwd = psutil.Process(pid).cwd()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        cwd = ""
+    needle = str(path)
+    return any(needle in arg for arg in cmdline) or cwd.startswith(needle)
+
+
+def reap_leftovers(tmp_root: Path, *, timeout_s: float = 10.0) -> list[Reaped]:
+    """Stop the processes and delete the run directories of dead owners.
+
+    A run directory under ``tmp_root`` is abandoned when its record is valid
+    and its owner process no longer exists (same pid *and* start time). Its
+    children are stopped only when pid, start time and command line all
+    prove they are the ones this record launched; nothing else is touched.
+    Directories of live owners, and anything without a valid record, are left
+    alone. Returns what was reaped.
+    """
+    reaped: list[Reaped] = []
+    try:
+        candidates = sorted(tmp_root.glob(f"{RUN_PREFIX}*"))
+    except OSError:
+        return reaped
+    for path in candidates:
+        try:
+            record = json.loads((path / RECORD).read_text())
+            if record.get("magic") != MAGIC or record.get("path") != str(path):
+                continue
+            owner_pid = int(record["owner"]["pid"])
+            owner_time = float(record["owner"]["create_time"])
+            children = [
+                (str(c["name"]), int(c["pid"]), float(c["create_time"]), int(c["stop_signal"]))
+                for c in record["children"]
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if _is_same_process(owner_pid, owner_time):
+            continue  # its owner is alive: not a leftover
+        killed: list[int] = []
+        for name, pid, created, stop_signal in reversed(children):
+            if not (_is_same_process(pid, created) and _mentions(pid, path)):
+                continue
+            _log.warning("reaping leftover %s (pid %d) of dead owner %d", name, pid, owner_pid)
+            _stop_pid(pid, stop_signal, timeout_s)
+            killed.append(pid)
+        shutil.rmtree(path, ignore_errors=True)
+        reaped.append(Reaped(path, owner_pid, tuple(killed)))
+    return reaped
+
+
+def _stop_pid(pid: int, stop_signal: int, timeout_s: float) -> None:
+    try:
+        proc = psutil.Process(pid)
+        proc.send_signal(stop_signal)
+        proc.wait(timeout=timeout_s)
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=timeout_s)
+    except psutil.NoSuchProcess:
+        pass
