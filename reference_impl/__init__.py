@@ -1,0 +1,57 @@
+"""reference_impl: the system under test of alertbench, an asyncio alert pipeline.
+
+Public surface (see DESIGN.md, "The pipeline contract"):
+
+- ``AppConfig`` and ``Flaw`` / ``parse_flaws``: what to run, and which seed
+  defects to switch on;
+- ``create_app(config)``: the FastAPI app; ``run(config)``: serve it (with a
+  queue worker) under uvicorn; ``python -m reference_impl`` does the same;
+- ``migrate`` / ``migrate_dsn``: the schema; ``seed`` / ``SeedSpec``: data;
+- ``issue_token``: bearer tokens for simulated users;
+- ``NOTIFY_CHANNEL``: the Postgres channel the real-time relay LISTENs on.
+"""
+
+from reference_impl.alerts import NOTIFY_CHANNEL, Alert, AlertEmitter
+from reference_impl.app import create_app
+from reference_impl.auth import AuthError, issue_token, verify_token
+from reference_impl.completion import CompletionHooks, CompletionResult, complete_line_item
+from reference_impl.config import AppConfig, ConfigError
+from reference_impl.flaws import ALL_FLAWS, Flaw, FlawError, parse_flaws
+from reference_impl.generation import GenerationResult, generate_alerts
+from reference_impl.runtime import Runtime
+from reference_impl.schema import metadata, migrate, migrate_dsn
+from reference_impl.seed import SeedResult, SeedSpec, seed, seed_dsn
+from reference_impl.serve import ServeError, run, run_worker, serve
+
+__all__ = [
+    "ALL_FLAWS",
+    "NOTIFY_CHANNEL",
+    "Alert",
+    "AlertEmitter",
+    "AppConfig",
+    "AuthError",
+    "CompletionHooks",
+    "CompletionResult",
+    "ConfigError",
+    "Flaw",
+    "FlawError",
+    "GenerationResult",
+    "Runtime",
+    "SeedResult",
+    "SeedSpec",
+    "ServeError",
+    "complete_line_item",
+    "create_app",
+    "generate_alerts",
+    "issue_token",
+    "metadata",
+    "migrate",
+    "migrate_dsn",
+    "parse_flaws",
+    "run",
+    "run_worker",
+    "seed",
+    "seed_dsn",
+    "serve",
+    "verify_token",
+]

@@ -1,0 +1,99 @@
+"""``python -m reference_impl``: run the reference pipeline against a stack."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from reference_impl.config import DEV_TOKEN_SECRET, AppConfig, ConfigError
+from reference_impl.flaws import Flaw, FlawError, parse_flaws
+from reference_impl.serve import ServeError, run, run_worker
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reference_impl",
+        description="Run the alertbench reference alert pipeline (API + queue worker).",
+    )
+    env = os.environ.get
+    parser.add_argument(
+        "--pg-dsn",
+        default=env("ALERTBENCH_PG_DSN"),
+        help="Postgres DSN (default: $ALERTBENCH_PG_DSN)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=env("ALERTBENCH_REDIS_URL"),
+        help="Redis URL (default: $ALERTBENCH_REDIS_URL)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--flaw",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch a named flaw on (repeatable): " + ", ".join(sorted(f.value for f in Flaw)),
+    )
+    parser.add_argument(
+        "--token-secret",
+        default=env("ALERTBENCH_TOKEN_SECRET", DEV_TOKEN_SECRET),
+        help="HS256 secret of bearer tokens (default: $ALERTBENCH_TOKEN_SECRET)",
+    )
+    parser.add_argument("--cache-ttl-s", type=int, default=60)
+    parser.add_argument("--queue-retry-base-delay-s", type=float, default=2.0)
+    parser.add_argument("--worker-concurrency", type=int, default=10)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-worker", action="store_true", help="serve the API without a worker")
+    mode.add_argument("--worker-only", action="store_true", help="run a queue worker, no API")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> AppConfig:
+    """Build and validate the config; raises ConfigError or FlawError."""
+    if not args.pg_dsn:
+        raise ConfigError("pg_dsn: give --pg-dsn or set ALERTBENCH_PG_DSN")
+    if not args.redis_url:
+        raise ConfigError("redis_url: give --redis-url or set ALERTBENCH_REDIS_URL")
+    return AppConfig(
+        pg_dsn=args.pg_dsn,
+        redis_url=args.redis_url,
+        host=args.host,
+        port=args.port,
+        flaws=parse_flaws(args.flaw),
+        token_secret=args.token_secret,
+        cache_ttl_s=args.cache_ttl_s,
+        queue_retry_base_delay_s=args.queue_retry_base_delay_s,
+        worker_concurrency=args.worker_concurrency,
+        run_worker=not args.no_worker,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except (ConfigError, FlawError) as exc:
+        parser.error(str(exc))
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        (run_worker if args.worker_only else run)(config)
+    except ServeError as exc:
+        logging.getLogger("reference_impl").error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

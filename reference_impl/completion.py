@@ -1,0 +1,222 @@
+"""Completing a line item: one transaction that advances a project's workflow.
+
+Statements, in order, each followed by a call to ``hooks.after(stage)`` (the
+explicit seam tests use to inject a fault between statements):
+
+1. ``locked``: lock the tracker row (FOR UPDATE), check membership and that the
+   line item is the current one (else StaleCompletion -> 409);
+2. ``advanced``: move the tracker to the next active line item, across sections
+   and phases (or finish the workflow after the last one);
+3. ``completed_old``: mark this project's ACTIVE alerts of the old step COMPLETED;
+4. ``inserted``: insert the next step's alert and ``pg_notify`` it.
+
+Any exception rolls the whole transaction back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Literal, Protocol
+
+from reference_impl.alerts import (
+    Alert,
+    AlertEmitter,
+    NullEmitter,
+    candidates_sql,
+    insert_alerts_sql,
+)
+from reference_impl.db import Connection
+from reference_impl.flaws import Flaw
+
+__all__ = [
+    "CompletionError",
+    "CompletionHooks",
+    "CompletionResult",
+    "NoHooks",
+    "NotAMember",
+    "ProjectNotFound",
+    "Stage",
+    "StaleCompletion",
+    "complete_line_item",
+]
+
+Stage = Literal["locked", "advanced", "completed_old", "inserted"]
+STAGES: tuple[Stage, ...] = ("locked", "advanced", "completed_old", "inserted")
+
+
+class CompletionHooks(Protocol):
+    """Called by the completion service after each statement (a test seam)."""
+
+    async def after(self, stage: Stage, project_id: int) -> None: ...
+
+
+class NoHooks:
+    """The production hooks: do nothing."""
+
+    async def after(self, stage: Stage, project_id: int) -> None:
+        return None
+
+
+class CompletionError(Exception):
+    """A completion the caller cannot perform; ``status`` is the HTTP status."""
+
+    status = 400
+
+
+class ProjectNotFound(CompletionError):
+    status = 404
+
+
+class NotAMember(CompletionError):
+    status = 403
+
+
+class StaleCompletion(CompletionError):
+    """The line item is not the project's current one (stale or repeated)."""
+
+    status = 409
+
+    def __init__(self, message: str, *, current_line_item_id: int | None) -> None:
+        super().__init__(message)
+        self.current_line_item_id = current_line_item_id
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionResult:
+    """Outcome of a committed completion."""
+
+    project_id: int
+    completed_line_item_id: int
+    next_line_item_id: int | None
+    """None when the workflow is complete."""
+    alert: Alert | None
+    """The next step's new alert (None at the end of the workflow, or if the
+    next step's line item is inactive... never: inactive items are skipped)."""
+    completed_alert_ids: list[int]
+    affected_user_ids: frozenset[int]
+    """Users whose alert list changed (cache invalidation targets)."""
+
+    @property
+    def workflow_complete(self) -> bool:
+        return self.next_line_item_id is None
+
+
+_LOCK_SQL = """
+SELECT t.id, t.current_line_item_id, t.completed_at,
+       EXISTS (SELECT 1 FROM project_members pm
+               WHERE pm.project_id = t.project_id AND pm.user_id = $2) AS is_member
+FROM project_workflow_trackers t WHERE t.project_id = $1
+"""
+_ADVANCE_SQL = """
+UPDATE project_workflow_trackers t SET
+    current_line_item_id = nxt.id,
+    completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
+    updated_at = now()
+FROM (SELECT (
+    SELECT li.id FROM workflow_line_items li
+    JOIN workflow_sections s ON s.id = li.section_id
+    JOIN workflow_phases p ON p.id = s.phase_id
+    WHERE li.is_active AND (p.position, s.position, li.position, li.id) > (
+        SELECT p0.position, s0.position, li0.position, li0.id FROM workflow_line_items li0
+        JOIN workflow_sections s0 ON s0.id = li0.section_id
+        JOIN workflow_phases p0 ON p0.id = s0.phase_id WHERE li0.id = $2)
+    ORDER BY p.position, s.position, li.position, li.id LIMIT 1) AS id) nxt
+WHERE t.project_id = $1
+RETURNING t.current_line_item_id
+"""
+_COMPLETE_SCOPED_SQL = """
+UPDATE workflow_alerts SET status = 'COMPLETED', completed_at = now()
+WHERE project_id = $1 AND step_id = $2 AND status = 'ACTIVE'
+RETURNING id, assigned_to_id
+"""
+# The seed's defect: no project filter, so every project's alert for the step completes.
+_COMPLETE_UNSCOPED_SQL = """
+UPDATE workflow_alerts SET status = 'COMPLETED', completed_at = now()
+WHERE step_id = $2 AND status = 'ACTIVE' AND $1::bigint IS NOT NULL
+RETURNING id, assigned_to_id
+"""
+_INSERT_SQL = insert_alerts_sql(candidates_sql("t.project_id = $1"))
+_INSERT_SQL_NO_INDEX = insert_alerts_sql(candidates_sql("t.project_id = $1"), unique_index=False)
+
+
+@contextlib.asynccontextmanager
+async def _maybe_transaction(conn: Connection, atomic: bool) -> AsyncIterator[None]:
+    if atomic:
+        async with conn.transaction():
+            yield
+    else:
+        yield
+
+
+async def complete_line_item(
+    conn: Connection,
+    *,
+    project_id: int,
+    line_item_id: int,
+    user_id: int,
+    flaws: frozenset[Flaw] = frozenset(),
+    hooks: CompletionHooks | None = None,
+    emitter: AlertEmitter | None = None,
+) -> CompletionResult:
+    """Complete ``line_item_id`` of ``project_id`` on behalf of ``user_id``.
+
+    Raises ProjectNotFound (no tracker), NotAMember (user not in the project),
+    StaleCompletion (not the current line item, or the workflow is complete).
+    On success the transaction has committed and ``alert_created`` was notified.
+    """
+    hooks = hooks or NoHooks()
+    emitter = emitter or NullEmitter()
+    atomic = Flaw.NON_ATOMIC_COMPLETION not in flaws
+    async with _maybe_transaction(conn, atomic):
+        lock_sql = _LOCK_SQL + (" FOR UPDATE OF t" if atomic else "")
+        tracker = await conn.fetchrow(lock_sql, project_id, user_id)
+        if tracker is None:
+            raise ProjectNotFound(f"project {project_id} has no workflow tracker")
+        if not tracker["is_member"]:
+            raise NotAMember(f"user {user_id} is not a member of project {project_id}")
+        current = tracker["current_line_item_id"]
+        if tracker["completed_at"] is not None or current is None:
+            raise StaleCompletion(
+                f"the workflow of project {project_id} is already complete",
+                current_line_item_id=None,
+            )
+        if current != line_item_id:
+            raise StaleCompletion(
+                f"line item {line_item_id} is not the current line item of project"
+                f" {project_id} (current: {current}); stale or repeated completion",
+                current_line_item_id=current,
+            )
+        await hooks.after("locked", project_id)
+
+        next_id: int | None = await conn.fetchval(_ADVANCE_SQL, project_id, line_item_id)
+        await hooks.after("advanced", project_id)
+
+        complete_sql = (
+            _COMPLETE_UNSCOPED_SQL if Flaw.UNSCOPED_COMPLETE in flaws else _COMPLETE_SCOPED_SQL
+        )
+        completed = await conn.fetch(complete_sql, project_id, line_item_id)
+        await hooks.after("completed_old", project_id)
+
+        alert: Alert | None = None
+        if next_id is not None:
+            insert_sql = _INSERT_SQL_NO_INDEX if Flaw.NO_UNIQUE_INDEX in flaws else _INSERT_SQL
+            rows = await conn.fetch(insert_sql, project_id)
+            if rows and rows[0]["id"] is not None:
+                alert = Alert.from_row(rows[0])
+        await hooks.after("inserted", project_id)
+        if alert is not None and Flaw.EMIT_BEFORE_COMMIT in flaws:
+            await emitter.emit(alert)
+
+    affected = {r["assigned_to_id"] for r in completed if r["assigned_to_id"] is not None}
+    if alert is not None and alert.assigned_to_id is not None:
+        affected.add(alert.assigned_to_id)
+    return CompletionResult(
+        project_id=project_id,
+        completed_line_item_id=line_item_id,
+        next_line_item_id=next_id,
+        alert=alert,
+        completed_alert_ids=[r["id"] for r in completed],
+        affected_user_ids=frozenset(affected),
+    )

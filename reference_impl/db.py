@@ -1,0 +1,82 @@
+"""The one place asyncpg is imported: pools, connections and query counting.
+
+asyncpg ships without type information, so its objects are typed ``Any`` here
+and the rest of the package uses the aliases below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
+
+__all__ = [
+    "Connection",
+    "Pool",
+    "PostgresError",
+    "QueryCounter",
+    "UniqueViolationError",
+    "connect",
+    "counting",
+    "create_pool",
+]
+
+Connection = Any
+"""An ``asyncpg.Connection`` (or a pooled proxy of one)."""
+Pool = Any
+"""An ``asyncpg.Pool``."""
+
+PostgresError: type[Exception] = asyncpg.PostgresError
+UniqueViolationError: type[Exception] = asyncpg.UniqueViolationError
+SerializationError: type[Exception] = asyncpg.SerializationError
+InterfaceError: type[Exception] = asyncpg.InterfaceError
+
+
+async def connect(dsn: str, *, timeout_s: float = 10.0) -> Connection:
+    """Open one connection."""
+    return await asyncpg.connect(dsn, timeout=timeout_s)
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout_s: float = 10.0
+) -> Pool:
+    """Open a connection pool."""
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout_s
+    )
+
+
+@dataclasses.dataclass(eq=False)
+class QueryCounter:
+    """Counts statements sent on a connection (client side, for /metrics).
+
+    The benchmarks count on the server side (pg_stat_statements); this figure
+    is what the app reports about itself per request.
+    """
+
+    count: int = 0
+
+    def __call__(self, record: Any) -> None:
+        self.count += 1
+
+
+@contextlib.asynccontextmanager
+async def counting(conn: Connection) -> AsyncIterator[QueryCounter]:
+    """Count the statements executed on ``conn`` inside the block."""
+    counter = QueryCounter()
+    conn.add_query_logger(counter)
+    try:
+        yield counter
+    finally:
+        conn.remove_query_logger(counter)
+
+
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+"""The server is unreachable or refusing connections (-> 503, not 500)."""

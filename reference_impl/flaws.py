@@ -1,0 +1,58 @@
+"""Named flaws: defects of the seed system that the reference can switch on.
+
+Each flaw changes exactly one behaviour, so a scenario that fails under a flaw
+fails for that flaw's reason. With no flaw the reference honours the pipeline
+contract in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+__all__ = ["ALL_FLAWS", "Flaw", "FlawError", "parse_flaws"]
+
+
+class Flaw(enum.StrEnum):
+    """A defect of the seed system, selected with ``--flaw NAME``."""
+
+    N_PLUS_ONE = "n_plus_one"
+    """Batch generation loads tracker, line item and member one project at a time."""
+    NO_UNIQUE_INDEX = "no_unique_index"
+    """The partial unique index is dropped; inserts check-then-insert (racy)."""
+    UNSCOPED_COMPLETE = "unscoped_complete"
+    """Completion marks *every* project's ACTIVE alerts for the step COMPLETED."""
+    NON_ATOMIC_COMPLETION = "non_atomic_completion"
+    """Completion runs its statements without a transaction or tracker lock."""
+    NO_RETRY = "no_retry"
+    """Queued jobs get a single attempt: the first failure is final."""
+    STALE_CACHE = "stale_cache"
+    """The per-user alert cache is never invalidated; it only expires (TTL)."""
+    EMIT_BEFORE_COMMIT = "emit_before_commit"
+    """The alert emitter is called inside the transaction, before commit."""
+
+
+ALL_FLAWS: frozenset[Flaw] = frozenset(Flaw)
+
+
+class FlawError(ValueError):
+    """An unknown flaw name was given."""
+
+
+def parse_flaws(names: Iterable[str | Flaw]) -> frozenset[Flaw]:
+    """Validate flaw names; raise FlawError naming the valid ones on a bad name.
+
+    >>> sorted(parse_flaws(["n_plus_one", "no_retry"]))
+    [<Flaw.N_PLUS_ONE: 'n_plus_one'>, <Flaw.NO_RETRY: 'no_retry'>]
+    """
+    flaws: set[Flaw] = set()
+    for name in names:
+        if isinstance(name, Flaw):
+            flaws.add(name)
+            continue
+        try:
+            flaws.add(Flaw(name.strip().lower().replace("-", "_")))
+        except ValueError:
+            valid = ", ".join(sorted(f.value for f in Flaw))
+            raise FlawError(f"unknown flaw {name!r}; valid flaws: {valid}") from None
+    return frozenset(flaws)

@@ -1,0 +1,223 @@
+"""Queued completions on SAQ (Redis): attempts, backoff, dead letters, sweeping.
+
+Why SAQ rather than arq: SAQ is closest to the seed's Bull - per-job retries
+with exponential backoff, timeouts, heartbeats, a sweep that re-queues the
+jobs of a dead worker, job status you can query and listen to, and a typed
+API. arq re-runs jobs of a dead worker too, but has no heartbeat/sweep model
+or queryable per-job status, and its retry needs the job to raise ``Retry``.
+
+A job is ``complete_line_item(project_id, line_item_id, user_id)``. Running it
+twice changes nothing: the second run meets a stale line item and reports
+``stale`` without touching any row. Rejections (no such project, not a member)
+are final: they go to the dead-letter state without retries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from redis import asyncio as aioredis
+from saq.job import Job, Status
+from saq.queue.redis import RedisQueue
+from saq.types import Context, PartialTimersDict
+from saq.utils import now_seconds
+from saq.worker import Worker
+
+from reference_impl.completion import CompletionError, CompletionResult, StaleCompletion
+from reference_impl.config import AppConfig
+from reference_impl.flaws import Flaw
+from reference_impl.metrics import Metrics
+
+__all__ = [
+    "COMPLETE_FUNCTION",
+    "DEAD_LETTER_STATUSES",
+    "CompletionQueue",
+    "DeadLetter",
+    "RunCompletion",
+]
+
+logger = logging.getLogger(__name__)
+
+COMPLETE_FUNCTION = "complete_line_item"
+DEAD_LETTER_STATUSES = (Status.FAILED, Status.ABORTED)
+"""SAQ's unsuccessful terminal states: what this module calls dead letters."""
+
+RunCompletion = Callable[[int, int, int], Awaitable[CompletionResult]]
+"""(project_id, line_item_id, user_id) -> committed result (the runtime's service)."""
+
+_SCHEDULE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('PSETEX', KEYS[1], ARGV[1], 1)
+    local jobs = redis.call('ZRANGEBYSCORE', KEYS[2], 1, ARGV[2])
+    for _, v in ipairs(jobs) do
+        redis.call('ZADD', KEYS[2], 0, v)
+        redis.call('RPUSH', KEYS[3], v)
+    end
+    return jobs
+end
+"""
+
+
+class _Queue(RedisQueue):
+    """SAQ's Redis queue with sub-second scheduling and a bounded sweep wait.
+
+    SAQ's own ``schedule``/``sweep`` take their lock in whole seconds, which
+    would round millisecond retry delays up to a second.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, *, name: str, schedule_lock_ms: int, sweep_abort_s: float
+    ) -> None:
+        super().__init__(client, name=name)
+        self._schedule_lock_ms = max(1, schedule_lock_ms)
+        self._sweep_abort_s = sweep_abort_s
+        self._my_schedule = client.register_script(_SCHEDULE_SCRIPT)
+
+    async def schedule(self, lock: int = 1) -> list[str]:
+        ids = await self._my_schedule(
+            keys=[
+                self.namespace("schedule"),
+                self.namespace("incomplete"),
+                self.namespace("queued"),
+            ],
+            args=[self._schedule_lock_ms, now_seconds()],
+        )
+        return [i.decode() for i in ids or []]
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        return await super().sweep(max(1, int(lock)), abort=self._sweep_abort_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """A job that will not run again on its own."""
+
+    key: str
+    status: str
+    attempts: int
+    kwargs: dict[str, Any]
+    error: str
+    """The last line of the last error (full trace in the SAQ job)."""
+
+
+class _Permanent(Exception):
+    """A rejection that retrying cannot fix."""
+
+
+class CompletionQueue:
+    """Enqueue completions, run a worker, list dead letters."""
+
+    def __init__(self, config: AppConfig, *, metrics: Metrics | None = None) -> None:
+        self._config = config
+        self._metrics = metrics
+        self.queue = _Queue(
+            aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=5.0),
+            name=config.queue_name,
+            schedule_lock_ms=int(config.queue_schedule_interval_s * 1000),
+            sweep_abort_s=min(1.0, config.queue_sweep_interval_s),
+        )
+        self._attempts = 1 if config.has(Flaw.NO_RETRY) else config.queue_attempts
+
+    async def connect(self) -> None:
+        await self.queue.connect()
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+
+    async def enqueue_completion(self, *, project_id: int, line_item_id: int, user_id: int) -> str:
+        """Queue a completion; returns the job key. A pending duplicate is not queued twice."""
+        key = f"complete:{project_id}:{line_item_id}"
+        await self.queue.enqueue(
+            COMPLETE_FUNCTION,
+            key=key,
+            project_id=project_id,
+            line_item_id=line_item_id,
+            user_id=user_id,
+            retries=self._attempts,
+            retry_delay=self._config.queue_retry_base_delay_s,
+            retry_backoff=True,
+            timeout=self._config.queue_job_timeout_s,
+            heartbeat=self._config.queue_heartbeat_s,
+            ttl=self._config.queue_job_ttl_s,
+        )
+        return key
+
+    async def job(self, key: str) -> Job | None:
+        return await self.queue.job(key)
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Failed and aborted jobs, at most ``limit`` (a bounded SCAN)."""
+        found: list[DeadLetter] = []
+        async for job in self.queue.iter_jobs(statuses=list(DEAD_LETTER_STATUSES)):
+            error = (job.error or "").strip().splitlines()
+            found.append(
+                DeadLetter(
+                    key=job.key,
+                    status=job.status.value,
+                    attempts=job.attempts,
+                    kwargs=dict(job.kwargs or {}),
+                    error=error[-1] if error else "",
+                )
+            )
+            if len(found) >= limit:
+                break
+        return sorted(found, key=lambda d: d.key)
+
+    def worker(self, run: RunCompletion, *, concurrency: int | None = None) -> Worker[Context]:
+        """A SAQ worker for this queue; start it with ``await worker.start()``."""
+
+        async def complete_line_item(
+            ctx: Context, *, project_id: int, line_item_id: int, user_id: int
+        ) -> dict[str, Any]:
+            try:
+                result = await run(project_id, line_item_id, user_id)
+            except StaleCompletion as exc:
+                # Already done (or never due): a re-run must change nothing.
+                return {"outcome": "stale", "detail": str(exc)}
+            except CompletionError as exc:
+                job = ctx.get("job")
+                if job is not None:
+                    job.retries = job.attempts  # final: straight to the dead-letter state
+                raise _Permanent(str(exc)) from exc
+            return {
+                "outcome": "completed",
+                "nextLineItemId": result.next_line_item_id,
+                "alertId": result.alert.id if result.alert else None,
+            }
+
+        async def after_process(ctx: Context) -> None:
+            job = ctx.get("job")
+            if job is None or self._metrics is None:
+                return
+            if job.status == Status.COMPLETE:
+                self._metrics.queue_jobs.labels("complete").inc()
+            elif job.status == Status.QUEUED:
+                self._metrics.queue_jobs.labels("retried").inc()
+                self._metrics.queue_retries.inc()
+            elif job.status in DEAD_LETTER_STATUSES:
+                self._metrics.queue_jobs.labels(job.status.value).inc()
+                self._metrics.queue_dead_letters.inc()
+
+        timers = cast(
+            PartialTimersDict,
+            {
+                "schedule": self._config.queue_schedule_interval_s,
+                "sweep": self._config.queue_sweep_interval_s,
+                "abort": 1,
+                "worker_info": 10,
+            },
+        )
+        worker: Worker[Context] = Worker(
+            self.queue,
+            [(COMPLETE_FUNCTION, complete_line_item)],
+            concurrency=concurrency or self._config.worker_concurrency,
+            after_process=after_process,
+            timers=timers,
+            dequeue_timeout=1.0,
+        )
+        # The host process (uvicorn, or the test) owns SIGINT/SIGTERM.
+        worker.SIGNALS = []
+        return worker

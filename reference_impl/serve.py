@@ -1,0 +1,89 @@
+"""Running the pipeline: API (+ worker) under uvicorn, or a worker alone.
+
+``run(config)`` is what ``alertbench serve`` and ``python -m reference_impl``
+call. It checks Postgres and Redis first, so a wrong DSN or URL fails with a
+message naming it instead of a stack trace from inside the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import uvicorn
+from redis.exceptions import RedisError
+
+from reference_impl import db
+from reference_impl.app import create_app
+from reference_impl.cache import connect_redis
+from reference_impl.config import AppConfig
+from reference_impl.runtime import Runtime
+
+__all__ = ["ServeError", "preflight", "run", "run_worker", "serve", "serve_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+class ServeError(RuntimeError):
+    """The pipeline could not start; the message says why."""
+
+
+async def preflight(config: AppConfig, *, timeout_s: float = 5.0) -> None:
+    """Raise ServeError unless Postgres and Redis answer within ``timeout_s``."""
+    try:
+        conn = await db.connect(config.pg_dsn, timeout_s=timeout_s)
+        await conn.close()
+    except (OSError, TimeoutError, db.PostgresError, db.InterfaceError) as exc:
+        raise ServeError(f"cannot connect to Postgres at {config.pg_dsn!r}: {exc}") from exc
+    client = connect_redis(config.redis_url, timeout_s=timeout_s)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        raise ServeError(f"cannot connect to Redis at {config.redis_url!r}: {exc}") from exc
+    finally:
+        await client.aclose()
+
+
+async def serve(config: AppConfig) -> None:
+    """Serve the API (and, if ``config.run_worker``, the queue worker) until stopped."""
+    await preflight(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+        )
+    )
+    await server.serve()
+    if not server.started:
+        raise ServeError("the API failed to start; see the log above")
+
+
+async def serve_worker(config: AppConfig) -> None:
+    """Run only the queue worker until SIGINT/SIGTERM."""
+    await preflight(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runtime = await Runtime.start(config)
+    runtime.start_worker()
+    logger.info("worker running on queue %r", config.queue_name)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.close()
+
+
+def run(config: AppConfig) -> None:
+    """Blocking entry point for the CLI: API + worker."""
+    asyncio.run(serve(config))
+
+
+def run_worker(config: AppConfig) -> None:
+    """Blocking entry point for the CLI: worker only."""
+    asyncio.run(serve_worker(config))
