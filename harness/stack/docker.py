@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.errors import StackUnavailable
@@ -31,6 +33,14 @@ def docker_unavailable_reason(*, timeout_s: float = 2.0) -> StackUnavailable | N
         or importlib.util.find_spec("docker") is None
     ):
         return StackUnavailable("docker", "the testcontainers package is not installed", _INSTALL)
+    host = os.environ.get("DOCKER_HOST", "") or "unix:///var/run/docker.sock"
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        # Checked first: asking the SDK about a missing socket leaks one.
+        return StackUnavailable(
+            "docker",
+            f"no Docker engine: the socket {host.removeprefix('unix://')} does not exist",
+            "Start a Docker engine (or set DOCKER_HOST), or use --stack embedded",
+        )
     import docker
 
     try:

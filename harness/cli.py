@@ -1,0 +1,192 @@
+"""The ``alertbench`` command.
+
+Exit codes: 0 success, 1 a check or SLO failed, 2 the harness itself failed
+(bad flags or configuration, a stack that could not start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import __version__
+from harness.errors import AlertbenchError
+from harness.stack import PROVIDERS, Stack, StackConfig, reap_leftovers, start_stack
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_HARNESS = 2
+
+_log = logging.getLogger("alertbench")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that exits with the harness-failure code on bad flags."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_HARNESS, f"{self.prog}: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="alertbench",
+        description="Benchmark and break real-time alert pipelines, and judge them against SLOs.",
+    )
+    parser.add_argument("--version", action="version", version=f"alertbench {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    stack = commands.add_parser("stack", help="start, check or clean up Postgres and Redis")
+    stack_commands = stack.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
+    up = stack_commands.add_parser(
+        "up",
+        help="start the stack, print its addresses, hold until Ctrl-C",
+        description="Start Postgres and Redis, print their DSN/URL, and hold until Ctrl-C "
+        "or SIGTERM; then stop everything and remove every file.",
+    )
+    _add_stack_flags(up)
+    up.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    up.add_argument(
+        "--check",
+        action="store_true",
+        help="start, run a real query and a Redis command, print, stop, and exit",
+    )
+    stack_commands.add_parser(
+        "reap", help="stop and remove what killed alertbench processes left behind"
+    )
+    return parser
+
+
+def _add_stack_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack",
+        choices=PROVIDERS,
+        help="force a provider for every service (default: external, then docker, then embedded; "
+        "env ALERTBENCH_STACK)",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="how long a service may take to become ready (default 30)",
+    )
+
+
+def _stack_table(stack: Stack, checked: dict[str, str] | None) -> Table:
+    table = Table(title="alertbench stack", show_header=True)
+    table.add_column("service")
+    table.add_column("provider")
+    table.add_column("address", overflow="fold")
+    table.add_column("ready in")
+    table.add_row(
+        "postgres",
+        stack.providers["postgres"],
+        stack.postgres.dsn,
+        f"{stack.startup_s.get('postgres', 0.0):.2f} s",
+    )
+    table.add_row(
+        "redis",
+        stack.providers["redis"],
+        stack.redis.url,
+        f"{stack.startup_s.get('redis', 0.0):.2f} s",
+    )
+    table.caption = f"ready in {stack.startup_s['total']:.2f} s"
+    if checked:
+        table.caption += " · checked: " + checked["postgres"].split(" on ")[0] + ", redis PONG"
+    return table
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Make SIGTERM behave like Ctrl-C, so ``with`` blocks tear down in order."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _print_stack(stack: Stack, checked: dict[str, str] | None, as_json: bool, out: Console) -> None:
+    if as_json:
+        payload = stack.describe()
+        if checked is not None:
+            payload["check"] = checked
+        out.file.write(json.dumps(payload) + "\n")
+        out.file.flush()
+    else:
+        out.print(_stack_table(stack, checked))
+        if checked is None:
+            out.print("Press Ctrl-C to stop.")
+
+
+def _cmd_stack_up(args: argparse.Namespace, out: Console) -> int:
+    config = StackConfig.from_env(provider=args.stack, startup_timeout_s=args.startup_timeout)
+    with start_stack(config) as stack:
+        try:
+            checked = stack.check() if args.check else None
+            _print_stack(stack, checked, args.json, out)
+            # Hold until SIGINT or SIGTERM, which both arrive as
+            # KeyboardInterrupt (possibly while printing, hence the wide try).
+            while not args.check:
+                signal.pause()
+        except KeyboardInterrupt:
+            if args.check:
+                raise
+    return EXIT_OK
+
+
+def _cmd_stack_reap(args: argparse.Namespace, out: Console) -> int:
+    config = StackConfig.from_env()
+    reaped = reap_leftovers(config.tmp_root)
+    for run in reaped:
+        out.print(f"removed {run.path} (owner {run.owner_pid}, stopped {list(run.killed_pids)})")
+    if not reaped:
+        out.print("nothing to reap")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alertbench`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    out = Console(soft_wrap=True)
+    err = Console(stderr=True, soft_wrap=True)
+    handlers = {("stack", "up"): _cmd_stack_up, ("stack", "reap"): _cmd_stack_reap}
+    handler = handlers[(args.command, getattr(args, "stack_command", ""))]
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return handler(args, out)
+    except AlertbenchError as exc:
+        err.print(f"[bold red]alertbench: error:[/] {exc}", highlight=False)
+        return EXIT_HARNESS
+    except KeyboardInterrupt:
+        err.print("alertbench: interrupted")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The CLI's surface: help, and clear errors with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import EXIT_HARNESS, main
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert "stack" in out
+    assert "usage: alertbench" in out
+
+
+def test_stack_help_lists_its_actions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["stack", "--help"])
+    out = capsys.readouterr().out
+    assert "up" in out
+    assert "reap" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["stack", "up", "--stack", "podman"], "invalid choice: 'podman'"),
+        (["stack", "up", "--startup-timeout", "-3"], "must be positive"),
+        (["stack", "up", "--startup-timeout", "soon"], "'soon' is not a number"),
+        (["launch"], "invalid choice: 'launch'"),
+        ([], "required"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_problem(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == EXIT_HARNESS
+    assert fragment in capsys.readouterr().err
+
+
+def test_bad_environment_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ALERTBENCH_REDIS_URL", "memcached://127.0.0.1:11211")
+    assert main(["stack", "up", "--check"]) == EXIT_HARNESS
+    err = capsys.readouterr().err
+    assert "ALERTBENCH_REDIS_URL" in err
+    assert "redis://" in err
+
+
+def test_forced_docker_without_engine_exits_2_saying_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert main(["stack", "up", "--check", "--stack", "docker"]) == EXIT_HARNESS
+    err = capsys.readouterr().err
+    assert "'docker' is not available" in err
+    assert "--stack embedded" in err
