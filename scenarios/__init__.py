@@ -1,0 +1,1 @@
+"""Scenario suites, one module per scenario family (load, faults, delivery, ...)."""
