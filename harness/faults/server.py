@@ -65,9 +65,11 @@ class EmbeddedToxiproxy:
         """Bind the API and return its URL."""
         if self._runner is not None:
             return self.url
-        runner = web.AppRunner(build_app(self.collection), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            build_app(self.collection), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, self.host, self._requested_port)
         try:
             await site.start()
         except BaseException:
