@@ -1,0 +1,142 @@
+"""Fixtures for the reference pipeline on the real stack (Postgres + Redis).
+
+Every test gets its own database cloned from a template that already carries
+the schema (``pg_template_setup``), and an empty Redis.
+"""
+
+# ruff: noqa: E402 - the sys.path fix below must run before importing reference_impl
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from pathlib import Path
+
+# These test folders are named ``reference_impl`` and pytest's default
+# ("prepend") import mode puts their parents on sys.path, where the folder
+# would shadow the real package as an empty namespace package. Put the
+# project root first so ``import reference_impl`` finds the package.
+_ROOT = str(Path(__file__).resolve().parents[3])
+if sys.path[:1] != [_ROOT]:
+    sys.path.insert(0, _ROOT)
+if getattr(sys.modules.get("reference_impl"), "__file__", "") is None:
+    del sys.modules["reference_impl"]
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from reference_impl import AppConfig, create_app, issue_token, migrate_dsn
+from reference_impl.alerts import AlertEmitter
+from reference_impl.completion import CompletionHooks
+from reference_impl.db import Connection, connect
+from reference_impl.seed import SeedResult, SeedSpec, seed
+
+TemplateSetup = Callable[[str], Awaitable[None]]
+
+
+@pytest.fixture(scope="session")
+def pg_template_setup() -> TemplateSetup:
+    """The reference schema, applied once to the template database."""
+    return migrate_dsn
+
+
+@pytest.fixture
+def config(pg_dsn: str, redis_url: str) -> AppConfig:
+    """Fast settings: millisecond retry backoff, short heartbeat, no worker by default."""
+    return AppConfig(
+        pg_dsn=pg_dsn,
+        redis_url=redis_url,
+        queue_retry_base_delay_s=0.01,
+        queue_heartbeat_s=1,
+        queue_sweep_interval_s=0.2,
+        queue_schedule_interval_s=0.01,
+        run_worker=False,
+        pg_pool_max_size=30,
+    )
+
+
+@pytest.fixture
+async def conn(pg_dsn: str) -> AsyncIterator[Connection]:
+    """A direct connection to the test database (for setup and checks)."""
+    connection = await connect(pg_dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def seeded(conn: Connection) -> SeedResult:
+    """Five projects on the default template (18 line items, one inactive)."""
+    return await seed(conn, SeedSpec(projects=5, seed=11))
+
+
+@dataclasses.dataclass
+class Api:
+    """An in-process client of a running app (lifespan started)."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    config: AppConfig
+
+    def auth(self, user_id: int) -> dict[str, str]:
+        token = issue_token(user_id, secret=self.config.token_secret)
+        return {"Authorization": f"Bearer {token}"}
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
+
+
+StartApi = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def start_api(config: AppConfig) -> AsyncIterator[StartApi]:
+    """``await start_api(flaws=..., hooks=..., **config_changes)`` -> a started Api.
+
+    Every app started here is shut down (lifespan exit) after the test.
+    """
+    stack = contextlib.AsyncExitStack()
+
+    async def start(
+        *, hooks: CompletionHooks | None = None, emitter: AlertEmitter | None = None, **changes: Any
+    ) -> Api:
+        app_config = dataclasses.replace(config, **changes)
+        app = create_app(app_config, hooks=hooks, emitter=emitter)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ri.test")
+        )
+        return Api(app=app, http=http, config=app_config)
+
+    async with stack:
+        yield start
+
+
+@pytest.fixture
+async def api(start_api: StartApi) -> Api:
+    """The reference app with no flaw and no worker."""
+    return await start_api()
+
+
+@pytest.fixture
+def server_statements(conn: Connection) -> Callable[[], Awaitable[int]]:
+    """Statements executed in this database since the last reset (pg_stat_statements).
+
+    Call ``await conn.execute("SELECT pg_stat_statements_reset()")`` first.
+    The reset and the count itself are left out.
+    """
+
+    async def count() -> int:
+        value: int = await conn.fetchval(
+            "SELECT coalesce(sum(calls), 0)::int FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND query NOT ILIKE '%pg_stat_statements%'"
+        )
+        return value
+
+    return count

@@ -1,0 +1,125 @@
+"""Schema (migration) and deterministic seed data on a real Postgres."""
+
+from __future__ import annotations
+
+import time
+
+from harness.stack import DatabaseFactory
+from reference_impl.db import Connection, connect
+from reference_impl.schema import UNIQUE_ACTIVE_ALERT_INDEX, migrate
+from reference_impl.seed import ROLES, SeedResult, SeedSpec, seed
+
+TABLES = {
+    "users",
+    "projects",
+    "project_members",
+    "workflow_phases",
+    "workflow_sections",
+    "workflow_line_items",
+    "project_workflow_trackers",
+    "workflow_alerts",
+}
+
+
+async def _indexes(conn: Connection) -> dict[str, str]:
+    rows = await conn.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'")
+    return {r["indexname"]: r["indexdef"] for r in rows}
+
+
+async def test_template_carries_every_table_and_the_seed_indexes(conn: Connection) -> None:
+    tables = {
+        r["tablename"]
+        for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+    }
+    assert tables == TABLES
+    indexes = await _indexes(conn)
+    assert "(project_id, status)" in indexes["idx_workflow_alerts_project_status"]
+    assert "(created_at DESC, project_id)" in indexes["idx_workflow_alerts_created_project"]
+    assert "(current_line_item_id)" in indexes["idx_project_workflow_trackers_line_item"]
+    unique = indexes[UNIQUE_ACTIVE_ALERT_INDEX]
+    assert unique.startswith("CREATE UNIQUE INDEX")
+    assert "(project_id, step_id) WHERE (status = 'ACTIVE'::text)" in unique
+
+
+async def test_migrate_is_idempotent_and_the_flawed_variant_drops_the_unique_index(
+    conn: Connection,
+) -> None:
+    await migrate(conn)
+    await migrate(conn)
+    assert UNIQUE_ACTIVE_ALERT_INDEX in await _indexes(conn)
+    await migrate(conn, unique_active_alert=False)
+    assert UNIQUE_ACTIVE_ALERT_INDEX not in await _indexes(conn)
+    await migrate(conn)
+    assert UNIQUE_ACTIVE_ALERT_INDEX in await _indexes(conn)
+
+
+async def test_seed_gives_each_project_one_member_per_role_and_a_tracker_at_the_first_item(
+    conn: Connection,
+) -> None:
+    result = await seed(conn, SeedSpec(projects=50, seed=3))
+    assert len(result.project_ids) == 50
+    roles = await conn.fetch(
+        "SELECT project_id, array_agg(role ORDER BY role) AS roles FROM project_members"
+        " GROUP BY project_id"
+    )
+    assert len(roles) == 50
+    assert all(sorted(r["roles"]) == sorted(ROLES) for r in roles)
+    first_active = result.active_line_items[0].id
+    trackers = await conn.fetch(
+        "SELECT project_id, current_line_item_id FROM project_workflow_trackers"
+    )
+    assert {r["project_id"] for r in trackers} == set(result.project_ids)
+    assert {r["current_line_item_id"] for r in trackers} == {first_active}
+    assert sum(not li.is_active for li in result.line_items) == 1
+    assert await conn.fetchval("SELECT count(*) FROM workflow_alerts") == 0
+
+
+async def _snapshot(dsn: str, spec: SeedSpec) -> tuple[SeedResult, list[tuple[object, ...]]]:
+    conn = await connect(dsn)
+    try:
+        result = await seed(conn, spec)
+        rows = await conn.fetch(
+            "SELECT u.email, u.name, pm.role, p.name AS project FROM project_members pm"
+            " JOIN users u ON u.id = pm.user_id JOIN projects p ON p.id = pm.project_id"
+            " ORDER BY pm.id"
+        )
+        items = await conn.fetch(
+            "SELECT item_name, responsible_role, alert_days, is_active FROM workflow_line_items"
+            " ORDER BY id"
+        )
+        return result, [tuple(r) for r in rows] + [tuple(r) for r in items]
+    finally:
+        await conn.close()
+
+
+async def test_seed_is_deterministic_for_a_seed_and_differs_across_seeds(
+    pg_dsn: str, alertbench_databases: DatabaseFactory
+) -> None:
+    other, third = alertbench_databases.clone(), alertbench_databases.clone()
+    try:
+        spec = SeedSpec(projects=20, seed=42)
+        first, rows_a = await _snapshot(pg_dsn, spec)
+        second, rows_b = await _snapshot(other, spec)
+        _, rows_c = await _snapshot(third, SeedSpec(projects=20, seed=43))
+    finally:
+        alertbench_databases.drop(other)
+        alertbench_databases.drop(third)
+    assert first == second
+    assert rows_a == rows_b
+    assert rows_a != rows_c
+
+
+async def test_seed_loads_ten_thousand_projects_in_one_transaction(conn: Connection) -> None:
+    # The time is logged for the report, not asserted (no wall-clock thresholds in tests).
+    started = time.perf_counter()
+    result = await seed(conn, SeedSpec(projects=10_000, seed=1))
+    elapsed_s = time.perf_counter() - started
+    print(f"seeded 10,000 projects in {elapsed_s:.2f} s")
+    assert len(result.project_ids) == 10_000
+    assert await conn.fetchval("SELECT count(*) FROM users") == 40_000
+    assert await conn.fetchval("SELECT count(*) FROM project_workflow_trackers") == 10_000
+    # Identity sequences continue after the copied ids.
+    new_id = await conn.fetchval(
+        "INSERT INTO projects (name) VALUES ('after the seed') RETURNING id"
+    )
+    assert new_id == max(result.project_ids) + 1
