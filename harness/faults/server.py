@@ -121,6 +121,7 @@ class ToxiproxyThread:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._stopping: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -146,25 +147,30 @@ class ToxiproxyThread:
 
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            loop.run_until_complete(self.server.start())
+            loop.run_until_complete(self._serve())
         except BaseException as exc:  # reported to start()
             self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
         finally:
-            loop.run_until_complete(self.server.stop())
+            self._ready.set()
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        await self.server.start()
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.server.stop()
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop the server and join the thread (bounded by ``timeout_s``). Idempotent."""
@@ -172,8 +178,9 @@ class ToxiproxyThread:
         if thread is None or loop is None:
             return
         self._thread = None
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
+        stopping = self._stopping
+        if stopping is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stopping.set)
         thread.join(timeout_s)
         if thread.is_alive():
             raise TimeoutError(f"embedded toxiproxy thread did not stop within {timeout_s} s")
