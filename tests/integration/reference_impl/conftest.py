@@ -26,9 +26,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from ri_support import Api, StartApi
 
-from reference_impl import AppConfig, create_app, issue_token, migrate_dsn
+from reference_impl import AppConfig, create_app, migrate_dsn
 from reference_impl.alerts import AlertEmitter
 from reference_impl.completion import CompletionHooks
 from reference_impl.db import Connection, connect
@@ -72,26 +72,6 @@ async def conn(pg_dsn: str) -> AsyncIterator[Connection]:
 async def seeded(conn: Connection) -> SeedResult:
     """Five projects on the default template (18 line items, one inactive)."""
     return await seed(conn, SeedSpec(projects=5, seed=11))
-
-
-@dataclasses.dataclass
-class Api:
-    """An in-process client of a running app (lifespan started)."""
-
-    app: FastAPI
-    http: httpx.AsyncClient
-    config: AppConfig
-
-    def auth(self, user_id: int) -> dict[str, str]:
-        token = issue_token(user_id, secret=self.config.token_secret)
-        return {"Authorization": f"Bearer {token}"}
-
-    @property
-    def runtime(self) -> Any:
-        return self.app.state.runtime
-
-
-StartApi = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture

@@ -1,0 +1,269 @@
+"""Completion: one transaction that advances the workflow, or nothing at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from reference_impl import Flaw, complete_line_item, generate_alerts
+from reference_impl.alerts import NOTIFY_CHANNEL
+from reference_impl.completion import (
+    STAGES,
+    NotAMember,
+    ProjectNotFound,
+    Stage,
+    StaleCompletion,
+)
+from reference_impl.db import Connection, connect
+from reference_impl.seed import SeedResult
+
+
+class InjectedFault(Exception):
+    pass
+
+
+class FailAt:
+    """Completion hooks that raise after the statement of ``stage``."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+
+    async def after(self, stage: Stage, project_id: int) -> None:
+        if stage == self.stage:
+            raise InjectedFault(stage)
+
+
+async def _state(conn: Connection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    trackers = await conn.fetch(
+        "SELECT project_id, current_line_item_id, completed_at FROM project_workflow_trackers"
+        " ORDER BY project_id"
+    )
+    alerts = await conn.fetch(
+        "SELECT id, project_id, step_id, status, completed_at FROM workflow_alerts ORDER BY id"
+    )
+    return [tuple(r) for r in trackers], [tuple(r) for r in alerts]
+
+
+async def _active(conn: Connection, project_id: int) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT step_id FROM workflow_alerts WHERE project_id = $1 AND status = 'ACTIVE'",
+        project_id,
+    )
+    return [r["step_id"] for r in rows]
+
+
+def _member(seeded: SeedResult, project_id: int) -> int:
+    return seeded.members[project_id]["project_manager"]
+
+
+async def test_walks_the_whole_workflow_across_sections_and_phases(
+    conn: Connection, seeded: SeedResult
+) -> None:
+    pid = seeded.project_ids[0]
+    await generate_alerts(conn, [pid])
+    items = seeded.active_line_items
+    assert len({li.section_id for li in items}) > 1
+    assert len({li.phase_id for li in items}) > 1
+    for current, expected_next in zip(items, [*items[1:], None], strict=True):
+        result = await complete_line_item(
+            conn, project_id=pid, line_item_id=current.id, user_id=_member(seeded, pid)
+        )
+        if expected_next is None:
+            assert result.workflow_complete
+            assert result.alert is None
+            assert await _active(conn, pid) == []
+        else:
+            assert result.next_line_item_id == expected_next.id
+            assert result.alert is not None
+            assert result.alert.step_id == expected_next.id
+            assert (
+                result.alert.assigned_to_id == seeded.members[pid][expected_next.responsible_role]
+            )
+            assert await _active(conn, pid) == [expected_next.id]
+    tracker = await conn.fetchrow(
+        "SELECT current_line_item_id, completed_at FROM project_workflow_trackers"
+        " WHERE project_id = $1",
+        pid,
+    )
+    assert tracker["current_line_item_id"] is None
+    assert tracker["completed_at"] is not None
+    with pytest.raises(StaleCompletion, match="already complete"):
+        await complete_line_item(
+            conn, project_id=pid, line_item_id=items[-1].id, user_id=_member(seeded, pid)
+        )
+
+
+async def test_inactive_line_items_are_skipped(conn: Connection, seeded: SeedResult) -> None:
+    inactive = next(li for li in seeded.line_items if not li.is_active)
+    before = seeded.line_items[seeded.line_items.index(inactive) - 1]
+    after = seeded.line_items[seeded.line_items.index(inactive) + 1]
+    pid = seeded.project_ids[0]
+    await conn.execute(
+        "UPDATE project_workflow_trackers SET current_line_item_id = $1 WHERE project_id = $2",
+        before.id,
+        pid,
+    )
+    result = await complete_line_item(
+        conn, project_id=pid, line_item_id=before.id, user_id=_member(seeded, pid)
+    )
+    assert result.next_line_item_id == after.id
+
+
+async def test_stale_or_repeated_completion_is_rejected_and_changes_nothing(
+    conn: Connection, seeded: SeedResult
+) -> None:
+    pid, first, second = seeded.project_ids[0], *seeded.active_line_items[:2]
+    await complete_line_item(
+        conn, project_id=pid, line_item_id=first.id, user_id=_member(seeded, pid)
+    )
+    state = await _state(conn)
+    for line_item in (first, seeded.active_line_items[5]):
+        with pytest.raises(StaleCompletion) as info:
+            await complete_line_item(
+                conn, project_id=pid, line_item_id=line_item.id, user_id=_member(seeded, pid)
+            )
+        assert info.value.current_line_item_id == second.id
+    assert await _state(conn) == state
+
+
+async def test_non_members_and_unknown_projects_are_rejected(
+    conn: Connection, seeded: SeedResult
+) -> None:
+    pid, other = seeded.project_ids[:2]
+    first = seeded.active_line_items[0].id
+    with pytest.raises(NotAMember):
+        await complete_line_item(
+            conn, project_id=pid, line_item_id=first, user_id=_member(seeded, other)
+        )
+    with pytest.raises(ProjectNotFound):
+        await complete_line_item(conn, project_id=10**9, line_item_id=first, user_id=1)
+
+
+async def test_completes_only_this_projects_alerts(conn: Connection, seeded: SeedResult) -> None:
+    await generate_alerts(conn, seeded.project_ids)
+    pid, first = seeded.project_ids[0], seeded.active_line_items[0].id
+    result = await complete_line_item(
+        conn, project_id=pid, line_item_id=first, user_id=_member(seeded, pid)
+    )
+    assert len(result.completed_alert_ids) == 1
+    for other in seeded.project_ids[1:]:
+        assert await _active(conn, other) == [first]
+
+
+async def test_unscoped_complete_flaw_completes_every_projects_alerts_for_the_step(
+    conn: Connection, seeded: SeedResult
+) -> None:
+    await generate_alerts(conn, seeded.project_ids)
+    pid, first = seeded.project_ids[0], seeded.active_line_items[0].id
+    result = await complete_line_item(
+        conn,
+        project_id=pid,
+        line_item_id=first,
+        user_id=_member(seeded, pid),
+        flaws=frozenset({Flaw.UNSCOPED_COMPLETE}),
+    )
+    assert len(result.completed_alert_ids) == len(seeded.project_ids)
+    for other in seeded.project_ids[1:]:
+        assert await _active(conn, other) == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
+async def test_a_fault_between_statements_rolls_everything_back(
+    stage: Stage, pg_dsn: str, conn: Connection, seeded: SeedResult
+) -> None:
+    await generate_alerts(conn, seeded.project_ids)
+    pid, marker = seeded.project_ids[:2]
+    first = seeded.active_line_items[0].id
+    listener = await connect(pg_dsn)
+    notes: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: notes.put_nowait(json.loads(args[3])))
+    try:
+        before = await _state(conn)
+        with pytest.raises(InjectedFault):
+            await complete_line_item(
+                conn,
+                project_id=pid,
+                line_item_id=first,
+                user_id=_member(seeded, pid),
+                hooks=FailAt(stage),
+            )
+        assert await _state(conn) == before
+        # Notifications arrive in commit order: a later, committed completion's
+        # notification coming first proves the failed one was never sent.
+        await complete_line_item(
+            conn, project_id=marker, line_item_id=first, user_id=_member(seeded, marker)
+        )
+        note = await asyncio.wait_for(notes.get(), timeout=10)
+        assert note["projectId"] == marker
+    finally:
+        await listener.close()
+
+
+async def test_non_atomic_completion_flaw_leaves_partial_state_after_a_fault(
+    conn: Connection, seeded: SeedResult
+) -> None:
+    await generate_alerts(conn, seeded.project_ids)
+    pid, first = seeded.project_ids[0], seeded.active_line_items[0].id
+    with pytest.raises(InjectedFault):
+        await complete_line_item(
+            conn,
+            project_id=pid,
+            line_item_id=first,
+            user_id=_member(seeded, pid),
+            flaws=frozenset({Flaw.NON_ATOMIC_COMPLETION}),
+            hooks=FailAt("completed_old"),
+        )
+    # The tracker moved on and the old alert completed, but no next alert exists.
+    assert await _active(conn, pid) == []
+
+
+async def test_the_notification_carries_the_new_alert(
+    pg_dsn: str, conn: Connection, seeded: SeedResult
+) -> None:
+    pid, first, second = seeded.project_ids[0], *seeded.active_line_items[:2]
+    listener = await connect(pg_dsn)
+    notes: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: notes.put_nowait(json.loads(args[3])))
+    try:
+        result = await complete_line_item(
+            conn, project_id=pid, line_item_id=first.id, user_id=_member(seeded, pid)
+        )
+        note = await asyncio.wait_for(notes.get(), timeout=10)
+    finally:
+        await listener.close()
+    assert result.alert is not None
+    assert note["alertId"] == result.alert.id
+    assert note["projectId"] == pid
+    assert note["stepId"] == note["lineItemId"] == second.id
+    assert note["assignedToId"] == seeded.members[pid][second.responsible_role]
+
+
+async def test_concurrent_completions_of_one_step_exactly_one_wins(
+    pg_dsn: str, conn: Connection, seeded: SeedResult
+) -> None:
+    await generate_alerts(conn, seeded.project_ids)
+    pid, first, second = seeded.project_ids[0], *seeded.active_line_items[:2]
+    conns = [await connect(pg_dsn) for _ in range(20)]
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                complete_line_item(
+                    c, project_id=pid, line_item_id=first.id, user_id=_member(seeded, pid)
+                )
+                for c in conns
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        for c in conns:
+            await c.close()
+    wins = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(wins) == 1
+    assert all(isinstance(o, StaleCompletion) for o in outcomes if o not in wins)
+    assert await _active(conn, pid) == [second.id]
+    completed = await conn.fetchval(
+        "SELECT count(*) FROM workflow_alerts WHERE project_id = $1 AND status = 'COMPLETED'", pid
+    )
+    assert completed == 1
