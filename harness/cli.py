@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import __version__
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, out)
     except AlertbenchError as exc:
-        err.print(f"[bold red]alertbench: error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]alertbench: error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_HARNESS
     except KeyboardInterrupt:
         err.print("alertbench: interrupted")

@@ -61,3 +61,12 @@ def test_forced_docker_without_engine_exits_2_saying_what_is_missing(
     err = capsys.readouterr().err
     assert "'docker' is not available" in err
     assert "--stack embedded" in err
+
+
+def test_error_text_is_not_eaten_as_markup(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Square brackets in a message (pip extras, lists) must reach the user.
+    monkeypatch.setenv("ALERTBENCH_PG_DSN", "mysql://[docker]/x")
+    assert main(["stack", "up", "--check"]) == EXIT_HARNESS
+    assert "[docker]" in capsys.readouterr().err
