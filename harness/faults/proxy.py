@@ -116,6 +116,7 @@ class Connection:
         assert side.transport is not None
         side.transport.pause_reading()  # until the upstream answers
         self.proxy.connections.add(self)
+        self.proxy.idle.clear()
         self._dial = asyncio.get_running_loop().create_task(self._connect_upstream())
 
     async def _connect_upstream(self) -> None:
@@ -181,7 +182,7 @@ class Connection:
         if self.client.lost and (self.upstream.lost or self.upstream.transport is None):
             for link in self.links.values():
                 link.shutdown()
-            self.proxy.connections.discard(self)
+            self.proxy.forget(self)
 
 
 class Proxy:
@@ -197,6 +198,14 @@ class Proxy:
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
         self._accepted = 0
+        self.idle = asyncio.Event()
+        """Set while the proxy has no open connection."""
+        self.idle.set()
+
+    def forget(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if not self.connections:
+            self.idle.set()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -240,6 +249,7 @@ class Proxy:
         for conn in list(self.connections):
             conn.abort()
         self.connections.clear()
+        self.idle.set()
         logger.info("proxy %s stopped", self.name)
 
     async def update(self, *, listen: str, upstream: str, enabled: bool) -> None:

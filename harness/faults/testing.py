@@ -27,7 +27,8 @@ class EchoServer:
     """Echo every byte back on 127.0.0.1 at an ephemeral port.
 
     ``reads`` records the size of each server-side read (to observe slicing);
-    ``connected`` is set on each new connection and ``closed`` counts clean EOFs.
+    ``connected`` is set on each new connection, ``disconnected`` on each clean
+    EOF, which ``closed`` counts.
     """
 
     host: str = "127.0.0.1"
@@ -36,6 +37,7 @@ class EchoServer:
     connections: int = 0
     closed: int = 0
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -59,6 +61,7 @@ class EchoServer:
                 writer.write(data)
                 await writer.drain()
             self.closed += 1
+            self.disconnected.set()
         except (ConnectionError, OSError):
             pass  # a reset from the proxy is what some tests provoke
         finally:

@@ -73,6 +73,9 @@ class InvalidAttributeError(ValueError):
     """An attribute value is out of range or of the wrong type."""
 
 
+_INT64_MAX = 2**63 - 1  # Toxiproxy's attributes are Go int64s
+
+
 @dataclass(frozen=True, slots=True)
 class AttributeSpec:
     """One toxic attribute: JSON name, numeric kind and allowed range."""
@@ -91,8 +94,9 @@ class AttributeSpec:
             raise InvalidAttributeError(f"{self.name} must be an integer, got {value!r}")
         if value < self.minimum:
             raise InvalidAttributeError(f"{self.name} must be >= {self.minimum:g}, got {value!r}")
-        if self.maximum is not None and value > self.maximum:
-            raise InvalidAttributeError(f"{self.name} must be <= {self.maximum:g}, got {value!r}")
+        maximum = self.maximum if self.maximum is not None else _INT64_MAX
+        if value > maximum:
+            raise InvalidAttributeError(f"{self.name} must be <= {maximum:g}, got {value!r}")
         return self.kind(value)
 
 

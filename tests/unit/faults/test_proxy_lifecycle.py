@@ -98,11 +98,9 @@ async def test_client_close_closes_the_upstream(hop: Hop) -> None:
     writer.close()
     await writer.wait_closed()
     async with asyncio.timeout(IO_TIMEOUT_S):
-        while hop.echo.closed < 1:
-            await asyncio.sleep(0.01)
-    async with asyncio.timeout(IO_TIMEOUT_S):
-        while hop.server.collection.proxies["app"].connections:
-            await asyncio.sleep(0.01)
+        await hop.echo.disconnected.wait()
+        await hop.server.collection.proxies["app"].idle.wait()
+    assert hop.echo.closed == 1
 
 
 async def test_concurrent_connections_keep_their_own_bytes(hop: Hop) -> None:
