@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import RedisError
 from saq.types import Context
 from saq.worker import Worker
 
@@ -129,10 +130,12 @@ class Runtime:
         self._worker_task = None
 
     async def close(self) -> None:
-        await self.stop_worker()
-        await self.queue.close()
-        await self.cache.close()
-        await self.pool.close()
+        """Stop the worker and close every connection; one failure does not leak the rest."""
+        for step in (self.stop_worker, self.queue.close, self.cache.close, self.pool.close):
+            try:
+                await step()
+            except (OSError, RedisError, db.PostgresError, db.InterfaceError) as exc:
+                logger.warning("shutdown step %s failed: %r", step.__qualname__, exc)
 
     async def _run_completion(
         self, project_id: int, line_item_id: int, user_id: int

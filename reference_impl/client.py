@@ -1,0 +1,290 @@
+"""The resilient alert client: reconnect with backoff, rejoin, catch up, dedupe.
+
+What the seed's browser client (socket.js) should have been, on
+python-socketio's ``AsyncClient``:
+
+- reconnects after any drop with exponential backoff and jitter (1 s
+  initial, 30 s cap by default; a server-initiated disconnect retries at
+  once), seeded so a run is reproducible;
+- on every (re)connect re-subscribes its project rooms and calls ``sync``
+  with the last alert id it saw, so it receives what it missed;
+- drops duplicate ``new_alert`` events by alert id (and counts them);
+- records, per reconnect, when it was disconnected, connected and
+  subscribed again, so the harness can measure reconnection time from the
+  moment the network healed.
+
+``rejoin=False`` reproduces the seed's flaw ``no_rejoin``: after a reconnect
+it neither re-subscribes nor catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+__all__ = ["AlertClient", "ClientEvent", "ReconnectPolicy", "ReconnectRecord"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconnectPolicy:
+    """Exponential backoff with jitter between reconnection attempts."""
+
+    #: Delay before the first attempt after a drop, in seconds.
+    initial_delay_s: float = 1.0
+    #: Largest delay between attempts, in seconds.
+    max_delay_s: float = 30.0
+    #: Each failed attempt multiplies the delay by this.
+    multiplier: float = 2.0
+    #: The delay is scaled by a random factor in ``[1 - jitter, 1 + jitter]``.
+    jitter: float = 0.5
+    #: Give up after this many attempts (``None``: keep trying until stopped).
+    max_attempts: int | None = None
+    #: How long one connection attempt may take, in seconds.
+    attempt_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial_delay_s <= self.max_delay_s:
+            raise ValueError("initial_delay_s must be > 0 and <= max_delay_s")
+        if self.multiplier < 1:
+            raise ValueError("multiplier must be >= 1")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1 or None")
+        if self.attempt_timeout_s <= 0:
+            raise ValueError("attempt_timeout_s must be > 0")
+
+    def delay_s(self, attempt: int, rng: random.Random) -> float:
+        """Delay before attempt number ``attempt`` (1-based)."""
+        base = min(self.initial_delay_s * self.multiplier ** (attempt - 1), self.max_delay_s)
+        return base * (1 - self.jitter + 2 * self.jitter * rng.random())
+
+
+@dataclass
+class ReconnectRecord:
+    """One outage as the client saw it (``time.monotonic()`` seconds)."""
+
+    disconnected_at: float
+    reason: str
+    attempts: int = 0
+    connected_at: float | None = None
+    #: Rooms re-joined and catch-up done; ``None`` without rejoin.
+    subscribed_at: float | None = None
+    #: Alerts received through ``sync`` after this reconnect.
+    caught_up: int = 0
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """A server event as received: name, payload, receive time."""
+
+    name: str
+    data: dict[str, Any]
+    received_at: float
+    #: ``live`` for a pushed event, ``sync`` for catch-up.
+    via: str = "live"
+
+
+@dataclass
+class _State:
+    last_alert_id: int = 0
+    seen: set[int] = field(default_factory=set)
+    duplicates: int = 0
+
+
+class AlertClient:
+    """One user's connection: ``await start()``, then events flow to ``on_event``."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        projects: Sequence[int] = (),
+        policy: ReconnectPolicy | None = None,
+        rng: random.Random | None = None,
+        rejoin: bool = True,
+        on_event: Callable[[ClientEvent], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.projects = tuple(projects)
+        self.policy = policy or ReconnectPolicy()
+        self.rejoin = rejoin
+        self.reconnects: list[ReconnectRecord] = []
+        self.forbidden: list[int] = []
+        self._token = token
+        self._rng = rng or random.Random(0)
+        self._on_event = on_event
+        self._clock = clock
+        self._state = _State()
+        self._stopping = False
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        self._sio.on("disconnect", self._on_disconnect)
+        self._sio.on("new_alert", self._on_new_alert)
+        self._sio.on("alerts_refresh", self._make_forwarder("alerts_refresh"))
+        self._sio.on("workflow_updated", self._make_forwarder("workflow_updated"))
+        self.subscribed = asyncio.Event()
+
+    # -- public -------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._sio.connected)
+
+    @property
+    def last_alert_id(self) -> int:
+        return self._state.last_alert_id
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return self._state.duplicates
+
+    @property
+    def alert_ids(self) -> frozenset[int]:
+        return frozenset(self._state.seen)
+
+    async def start(self) -> None:
+        """Connect, subscribe and sync once; raise if the first connect fails."""
+        await self._connect()
+        await self._after_connect(first=True)
+
+    async def stop(self) -> None:
+        """Disconnect and stop reconnecting."""
+        self._stopping = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect_task
+        with contextlib.suppress(Exception):
+            await self._sio.disconnect()
+        # python-socketio may leave its read loops winding down; give them a
+        # bounded moment so no task outlives the client.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._sio.wait(), timeout=2.0)
+
+    async def call(self, event: str, data: object, *, timeout_s: float = 5.0) -> Any:
+        """Send an event and wait (bounded) for its ack."""
+        return await self._sio.call(event, data, timeout=timeout_s)
+
+    # -- connection ---------------------------------------------------------
+
+    async def _connect(self) -> None:
+        await self._sio.connect(
+            self.url,
+            auth={"token": self._token},
+            transports=["websocket"],
+            wait_timeout=self.policy.attempt_timeout_s,
+        )
+
+    async def _after_connect(self, *, first: bool) -> None:
+        if not (first or self.rejoin):
+            return
+        for project_id in self.projects:
+            ack = await self.call("subscribe_project", {"projectId": project_id})
+            if not (isinstance(ack, dict) and ack.get("ok")) and project_id not in self.forbidden:
+                self.forbidden.append(project_id)
+        caught_up = await self._sync()
+        if self.reconnects and not first:
+            self.reconnects[-1].caught_up = caught_up
+        self.subscribed.set()
+
+    async def _sync(self) -> int:
+        """Fetch alerts after the last id seen, page by page (bounded)."""
+        received = 0
+        for _page in range(100):
+            ack = await self.call("sync", {"sinceAlertId": self._state.last_alert_id})
+            if not (isinstance(ack, dict) and ack.get("ok")):
+                logger.warning("sync refused: %r", ack)
+                break
+            for alert in ack.get("alerts", []):
+                payload = {
+                    "id": alert["id"],
+                    "title": alert["title"],
+                    "message": alert["message"],
+                    "priority": alert["priority"],
+                    "projectId": alert["projectId"],
+                    "stepId": alert["stepId"],
+                    "assignedToId": alert.get("assignedToId"),
+                    "createdAt": alert["createdAt"],
+                }
+                if self._accept(payload, via="sync"):
+                    received += 1
+            if not ack.get("more"):
+                break
+        return received
+
+    async def _on_disconnect(self, reason: object = None) -> None:
+        self.subscribed.clear()
+        if self._stopping:
+            return
+        text = str(reason) if reason is not None else "unknown"
+        self.reconnects.append(ReconnectRecord(disconnected_at=self._clock(), reason=text))
+        if self._reconnect_task is None or self._reconnect_task.done():
+            immediate = "server" in text.lower()
+            self._reconnect_task = asyncio.create_task(self._reconnect(immediate=immediate))
+
+    async def _reconnect(self, *, immediate: bool) -> None:
+        record = self.reconnects[-1]
+        attempt = 0
+        while not self._stopping:
+            attempt += 1
+            if self.policy.max_attempts is not None and attempt > self.policy.max_attempts:
+                logger.warning("giving up after %d reconnection attempts", attempt - 1)
+                return
+            if not (immediate and attempt == 1):
+                await asyncio.sleep(self.policy.delay_s(attempt, self._rng))
+            record.attempts = attempt
+            try:
+                await self._connect()
+            except (socketio.exceptions.ConnectionError, OSError, TimeoutError) as exc:
+                logger.debug("reconnection attempt %d failed: %r", attempt, exc)
+                continue
+            record.connected_at = self._clock()
+            try:
+                await self._after_connect(first=False)
+            except (socketio.exceptions.SocketIOError, OSError, TimeoutError) as exc:
+                # Dropped again while re-subscribing: the disconnect handler
+                # starts over with a new record once this task is done.
+                logger.debug("dropped while re-subscribing: %r", exc)
+                return
+            if self.rejoin:
+                record.subscribed_at = self._clock()
+            return
+
+    # -- events -------------------------------------------------------------
+
+    def _accept(self, data: dict[str, Any], *, via: str) -> bool:
+        alert_id = data.get("id")
+        if not isinstance(alert_id, int):
+            return False
+        if alert_id in self._state.seen:
+            self._state.duplicates += 1
+            return False
+        self._state.seen.add(alert_id)
+        self._state.last_alert_id = max(self._state.last_alert_id, alert_id)
+        if self._on_event is not None:
+            self._on_event(ClientEvent("new_alert", data, self._clock(), via))
+        return True
+
+    async def _on_new_alert(self, data: object) -> None:
+        if isinstance(data, dict):
+            self._accept(data, via="live")
+
+    def _make_forwarder(self, name: str) -> Callable[[object], Any]:
+        async def forward(data: object) -> None:
+            if self._on_event is not None and isinstance(data, dict):
+                self._on_event(ClientEvent(name, data, self._clock()))
+
+        return forward

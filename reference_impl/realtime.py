@@ -1,0 +1,220 @@
+"""Socket.IO delivery: rooms, authorization, catch-up and the emits.
+
+The server side of DESIGN.md's Socket.IO contract, on python-socketio's
+``AsyncServer`` (ASGI), mounted next to the HTTP API:
+
+- connect with ``auth={"token": ...}``; a missing, forged or expired token is
+  refused; the socket joins ``user_<id>``;
+- ``subscribe_project {projectId}`` joins ``project_<id>`` for members only
+  (ack ``{"ok": true}`` or ``{"ok": false, "error": "forbidden"}``);
+- ``sync {sinceAlertId}`` acks with the user's alerts created after that id;
+- every other event, and every malformed payload, gets an error ack; a
+  handler failure is logged and answered, never a dropped connection.
+
+With several server processes, emits go through python-socketio's Redis
+manager, so a client connected to any process gets every event meant for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import socketio
+
+from reference_impl import db
+from reference_impl.alerts import ALERT_COLUMNS, Alert
+from reference_impl.auth import AuthError, verify_token
+from reference_impl.flaws import Flaw
+
+__all__ = ["SYNC_LIMIT", "RealtimeServer", "alert_events"]
+
+logger = logging.getLogger(__name__)
+
+#: At most this many alerts in one ``sync`` ack; the client asks again from
+#: the last id it got when the ack is full.
+SYNC_LIMIT = 1000
+_MAX_ID = 2**63 - 1
+
+_MEMBER_SQL = "SELECT EXISTS (SELECT 1 FROM project_members WHERE project_id = $1 AND user_id = $2)"
+_SYNC_SQL = f"""
+SELECT {ALERT_COLUMNS} FROM workflow_alerts
+WHERE assigned_to_id = $1 AND id > $2
+ORDER BY id LIMIT {SYNC_LIMIT}
+"""
+
+Ack = dict[str, Any]
+
+
+def alert_events(alert: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The (event, room, payload) triples one committed alert produces.
+
+    ``alert`` is the ``alert_created`` notification payload (or the same
+    fields read back from the table): alertId, projectId, assignedToId,
+    stepId, title, message, priority, createdAt.
+    """
+    project_id = alert["projectId"]
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    if alert.get("assignedToId") is not None:
+        events.append(
+            (
+                "new_alert",
+                f"user_{alert['assignedToId']}",
+                {
+                    "id": alert["alertId"],
+                    "title": alert["title"],
+                    "message": alert["message"],
+                    "priority": alert["priority"],
+                    "projectId": project_id,
+                    "stepId": alert["stepId"],
+                    "assignedToId": alert["assignedToId"],
+                    "createdAt": alert["createdAt"],
+                },
+            )
+        )
+    events.append(
+        (
+            "alerts_refresh",
+            f"project_{project_id}",
+            {"projectId": project_id, "type": "workflow_progression", "alertId": alert["alertId"]},
+        )
+    )
+    events.append(
+        (
+            "workflow_updated",
+            f"project_{project_id}",
+            {"projectId": project_id, "lineItemId": alert["stepId"], "alertId": alert["alertId"]},
+        )
+    )
+    return events
+
+
+def notification_from_alert(alert: Alert) -> dict[str, Any]:
+    """The notification payload for an alert row (replay and direct emits)."""
+    return {
+        "alertId": alert.id,
+        "projectId": alert.project_id,
+        "assignedToId": alert.assigned_to_id,
+        "stepId": alert.step_id,
+        "lineItemId": alert.step_id,
+        "workflowId": alert.workflow_id,
+        "title": alert.title,
+        "message": alert.message,
+        "priority": alert.priority,
+        "createdAt": alert.created_at.isoformat(),
+    }
+
+
+def _positive_id(data: object, key: str, *, allow_zero: bool = False) -> int | str:
+    """The id under ``key`` in an event payload, or an error message."""
+    if not isinstance(data, dict):
+        return f"payload must be an object with {key!r}"
+    value = data.get(key)
+    lowest = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= _MAX_ID:
+        kind = "a non-negative" if allow_zero else "a positive"
+        return f"{key} must be {kind} integer, got {value!r}"
+    return value
+
+
+class RealtimeServer:
+    """The Socket.IO server of one pipeline process."""
+
+    def __init__(
+        self,
+        *,
+        token_secret: str,
+        pool_getter: Callable[[], db.Pool],
+        flaws: frozenset[Flaw] = frozenset(),
+        redis_url: str | None = None,
+        redis_channel: str = "alertbench-socketio",
+    ) -> None:
+        manager = (
+            socketio.AsyncRedisManager(redis_url, channel=redis_channel)
+            if redis_url is not None
+            else None
+        )
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            client_manager=manager,
+            cors_allowed_origins="*",
+            logger=False,
+            engineio_logger=False,
+        )
+        self._secret = token_secret
+        self._pool = pool_getter
+        self._flaws = flaws
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("subscribe_project", self._guard(self._on_subscribe_project))
+        self.sio.on("sync", self._guard(self._on_sync))
+        self.sio.on("*", self._on_unknown)
+
+    def asgi(self, other: Any) -> socketio.ASGIApp:
+        """The ASGI app serving Socket.IO at ``/socket.io`` and ``other`` elsewhere."""
+        return socketio.ASGIApp(self.sio, other_asgi_app=other)
+
+    async def emit_alert(self, notification: Mapping[str, Any]) -> None:
+        """Send the events of one committed alert to their rooms."""
+        for event, room, payload in alert_events(notification):
+            await self.sio.emit(event, payload, to=room)
+
+    # -- handlers -----------------------------------------------------------
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
+            raise socketio.exceptions.ConnectionRefusedError("missing token")
+        try:
+            user_id = verify_token(token, secret=self._secret)
+        except AuthError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
+        await self.sio.save_session(sid, {"user_id": user_id})
+        await self.sio.enter_room(sid, f"user_{user_id}")
+
+    async def _on_disconnect(self, sid: str, reason: object = None) -> None:
+        logger.debug("socket %s disconnected (%s)", sid, reason)
+
+    def _guard(
+        self, handler: Callable[[str, object], Awaitable[Ack]]
+    ) -> Callable[[str, object], Awaitable[Ack]]:
+        async def guarded(sid: str, data: object = None) -> Ack:
+            try:
+                return await handler(sid, data)
+            except Exception:
+                logger.exception("socket event handler failed (sid %s)", sid)
+                return {"ok": False, "error": "internal error"}
+
+        return guarded
+
+    async def _user(self, sid: str) -> int:
+        session = await self.sio.get_session(sid)
+        user_id: int = session["user_id"]
+        return user_id
+
+    async def _on_subscribe_project(self, sid: str, data: object) -> Ack:
+        project_id = _positive_id(data, "projectId")
+        if isinstance(project_id, str):
+            return {"ok": False, "error": project_id}
+        user_id = await self._user(sid)
+        if Flaw.NO_ROOM_AUTH not in self._flaws:
+            async with self._pool().acquire() as conn:
+                member = await conn.fetchval(_MEMBER_SQL, project_id, user_id)
+            if not member:
+                return {"ok": False, "error": "forbidden", "projectId": project_id}
+        await self.sio.enter_room(sid, f"project_{project_id}")
+        return {"ok": True, "projectId": project_id}
+
+    async def _on_sync(self, sid: str, data: object) -> Ack:
+        since = _positive_id(data, "sinceAlertId", allow_zero=True)
+        if isinstance(since, str):
+            return {"ok": False, "error": since}
+        user_id = await self._user(sid)
+        async with self._pool().acquire() as conn:
+            rows = await conn.fetch(_SYNC_SQL, user_id, since)
+        alerts = [Alert.from_row(r).to_json() for r in rows]
+        return {"ok": True, "alerts": alerts, "more": len(alerts) == SYNC_LIMIT}
+
+    async def _on_unknown(self, event: str, sid: str, data: object = None) -> Ack:
+        return {"ok": False, "error": f"unknown event {event!r}"}

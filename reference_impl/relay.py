@@ -1,0 +1,202 @@
+"""The durable relay: Postgres notifications in, Socket.IO emits out.
+
+Completion and generation call ``pg_notify('alert_created', ...)`` inside
+their transactions, so a notification exists only for a committed alert. The
+relay LISTENs on a dedicated connection and emits each alert's events.
+
+Notifications are not durable: whatever is committed while the relay's
+connection is down is never sent to it. So the relay keeps the database
+clock time at which it last knew its connection was alive (a health query
+every ``health_interval_s``), and after reconnecting it replays from the
+table every alert created since then, less ``replay_margin_s`` (a
+transaction's ``created_at`` is its start, which may precede its commit).
+Ids it has already emitted are remembered (the last ``remember`` of them), so
+replay and live notifications never emit one alert twice: each alert is
+emitted once per relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reference_impl import db
+from reference_impl.alerts import ALERT_COLUMNS, NOTIFY_CHANNEL, Alert
+from reference_impl.realtime import notification_from_alert
+
+__all__ = ["Relay", "RelayStats"]
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+_REPLAY_SQL = f"""
+SELECT {ALERT_COLUMNS} FROM workflow_alerts WHERE created_at >= $1 ORDER BY id
+"""
+
+
+@dataclass
+class RelayStats:
+    """What the relay has done, for /metrics and tests."""
+
+    #: Alerts emitted from live notifications.
+    emitted_live: int = 0
+    #: Alerts emitted by a replay after a reconnect.
+    emitted_replay: int = 0
+    #: Notifications or replayed rows skipped because already emitted.
+    skipped_duplicates: int = 0
+    #: Times the LISTEN connection was (re)established.
+    connections: int = 0
+    #: Set every time the relay is listening again (after a reconnect's replay).
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Relay:
+    """LISTEN, emit, and replay after a lost connection."""
+
+    def __init__(
+        self,
+        dsn: str,
+        emit: Emit,
+        *,
+        health_interval_s: float = 0.5,
+        replay_margin_s: float = 30.0,
+        reconnect_initial_s: float = 0.1,
+        reconnect_max_s: float = 2.0,
+        remember: int = 200_000,
+        connect_timeout_s: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self._emit = emit
+        self._health_interval_s = health_interval_s
+        self._replay_margin = dt.timedelta(seconds=replay_margin_s)
+        self._reconnect_initial_s = reconnect_initial_s
+        self._reconnect_max_s = reconnect_max_s
+        self._connect_timeout_s = connect_timeout_s
+        self._rng = rng or random.Random(0)
+        self._emitted: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._remember = remember
+        #: Database time when the connection was last known alive.
+        self._alive_at: dt.datetime | None = None
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: db.Connection | None = None
+        self.stats = RelayStats()
+
+    async def start(self, *, ready_timeout_s: float = 10.0) -> None:
+        """Start relaying; return once the first LISTEN is in place."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="alert-relay")
+        async with asyncio.timeout(ready_timeout_s):
+            await self.stats.listening.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_conn()
+
+    async def _run(self) -> None:
+        delay = self._reconnect_initial_s
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.listening.clear()
+                logger.warning("relay lost its connection (%r); reconnecting in %.2fs", exc, delay)
+            await self._close_conn()
+            await asyncio.sleep(delay * (0.5 + self._rng.random()))
+            delay = min(delay * 2, self._reconnect_max_s)
+            if self.stats.listening.is_set():
+                delay = self._reconnect_initial_s
+
+    async def _session(self) -> None:
+        """One connection's life: listen, replay what was missed, relay."""
+        conn = await db.connect(self._dsn, timeout_s=self._connect_timeout_s)
+        self._conn = conn
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        now: dt.datetime = await conn.fetchval("SELECT clock_timestamp()")
+        if self._alive_at is not None:
+            # Listening again: everything committed from here on arrives as a
+            # notification; what was committed while we were away is replayed.
+            await self._replay(conn, self._alive_at - self._replay_margin)
+        self._alive_at = now
+        self.stats.connections += 1
+        self.stats.listening.set()
+        consumer = asyncio.create_task(self._consume(), name="alert-relay-consumer")
+        try:
+            while True:
+                await asyncio.sleep(self._health_interval_s)
+                if conn.is_closed():
+                    raise ConnectionError("LISTEN connection closed")
+                async with asyncio.timeout(max(self._health_interval_s * 4, 1.0)):
+                    self._alive_at = await conn.fetchval("SELECT clock_timestamp()")
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        self._queue.put_nowait(payload)
+
+    async def _consume(self) -> None:
+        while True:
+            payload = await self._queue.get()
+            try:
+                notification = json.loads(payload)
+                alert_id = int(notification["alertId"])
+            except (ValueError, KeyError, TypeError):
+                logger.error("relay ignored a malformed notification: %.200s", payload)
+                continue
+            if await self._emit_once(alert_id, notification):
+                self.stats.emitted_live += 1
+
+    async def _replay(self, conn: db.Connection, since: dt.datetime) -> None:
+        started = time.perf_counter()
+        rows = await conn.fetch(_REPLAY_SQL, since)
+        replayed = 0
+        for row in rows:
+            alert = Alert.from_row(row)
+            if await self._emit_once(alert.id, notification_from_alert(alert)):
+                replayed += 1
+        self.stats.emitted_replay += replayed
+        logger.info(
+            "relay replayed %d of %d alerts since %s in %.1f ms",
+            replayed,
+            len(rows),
+            since.isoformat(),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    async def _emit_once(self, alert_id: int, notification: Mapping[str, Any]) -> bool:
+        if alert_id in self._emitted:
+            self.stats.skipped_duplicates += 1
+            return False
+        self._emitted[alert_id] = None
+        if len(self._emitted) > self._remember:
+            self._emitted.popitem(last=False)
+        try:
+            await self._emit(notification)
+        except Exception:
+            logger.exception("relay could not emit alert %d", alert_id)
+        return True
+
+    async def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=2.0)
