@@ -30,6 +30,10 @@ class Flaw(enum.StrEnum):
     """The per-user alert cache is never invalidated; it only expires (TTL)."""
     EMIT_BEFORE_COMMIT = "emit_before_commit"
     """The alert emitter is called inside the transaction, before commit."""
+    NO_ROOM_AUTH = "no_room_auth"
+    """Socket.IO: ``subscribe_project`` joins any project room (delivery issue)."""
+    NO_REJOIN = "no_rejoin"
+    """Socket.IO client: no room re-join or catch-up after a reconnect (delivery issue)."""
 
 
 ALL_FLAWS: frozenset[Flaw] = frozenset(Flaw)

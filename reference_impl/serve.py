@@ -8,6 +8,7 @@ message naming it instead of a stack trace from inside the server.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 
@@ -38,7 +39,9 @@ async def preflight(config: AppConfig, *, timeout_s: float = 5.0) -> None:
         raise ServeError(f"cannot connect to Postgres at {config.pg_dsn!r}: {exc}") from exc
     client = connect_redis(config.redis_url, timeout_s=timeout_s)
     try:
-        await client.ping()
+        pong = client.ping()
+        if inspect.isawaitable(pong):
+            await pong
     except (RedisError, OSError) as exc:
         raise ServeError(f"cannot connect to Redis at {config.redis_url!r}: {exc}") from exc
     finally:
