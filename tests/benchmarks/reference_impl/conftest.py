@@ -17,20 +17,34 @@ if getattr(sys.modules.get("reference_impl"), "__file__", "") is None:
 
 
 import asyncio  # noqa: E402 - after the sys.path fix above
+import os  # noqa: E402
 from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
 import pytest  # noqa: E402
 
+from harness.stack import DatabaseFactory, Stack  # noqa: E402
 from reference_impl import migrate_dsn  # noqa: E402
 
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
-def pg_template_setup() -> Callable[[str], Awaitable[None]]:
-    """The reference schema, applied once to the template database."""
-    return migrate_dsn
+def ri_bench_databases(alertbench_stack: Stack) -> Iterator[DatabaseFactory]:
+    """Databases cloned from a template with the reference schema (own factory:
+    the plugin's template is shared by the whole session and must stay empty)."""
+    factory = DatabaseFactory(alertbench_stack.postgres, prefix=f"alertbench_{os.getpid()}_rib")
+    factory.create_template(migrate_dsn)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def pg_dsn(ri_bench_databases: DatabaseFactory) -> Iterator[str]:
+    """A fresh database with the reference schema, dropped after the benchmark."""
+    dsn = ri_bench_databases.clone()
+    yield dsn
+    ri_bench_databases.drop(dsn)
 
 
 @pytest.fixture

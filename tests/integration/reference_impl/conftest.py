@@ -1,7 +1,7 @@
 """Fixtures for the reference pipeline on the real stack (Postgres + Redis).
 
 Every test gets its own database cloned from a template that already carries
-the schema (``pg_template_setup``), and an empty Redis.
+the schema (``ri_databases``), and an empty Redis.
 """
 
 # ruff: noqa: E402 - the sys.path fix below must run before importing reference_impl
@@ -21,26 +21,42 @@ if sys.path[:1] != [_ROOT]:
     sys.path.insert(0, _ROOT)
 if getattr(sys.modules.get("reference_impl"), "__file__", "") is None:
     del sys.modules["reference_impl"]
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from ri_support import Api, StartApi
 
+from harness.stack import DatabaseFactory, Stack
 from reference_impl import AppConfig, create_app, migrate_dsn
 from reference_impl.alerts import AlertEmitter
 from reference_impl.completion import CompletionHooks
 from reference_impl.db import Connection, connect
 from reference_impl.seed import SeedResult, SeedSpec, seed
 
-TemplateSetup = Callable[[str], Awaitable[None]]
-
 
 @pytest.fixture(scope="session")
-def pg_template_setup() -> TemplateSetup:
-    """The reference schema, applied once to the template database."""
-    return migrate_dsn
+def ri_databases(alertbench_stack: Stack) -> Iterator[DatabaseFactory]:
+    """Test databases cloned from a template that carries the reference schema.
+
+    A factory of its own rather than an override of the plugin's session-wide
+    ``pg_template_setup``: that template is shared by the whole session, and
+    other suites (tests/integration/test_databases.py) need it empty.
+    """
+    factory = DatabaseFactory(alertbench_stack.postgres, prefix=f"alertbench_{os.getpid()}_ri")
+    factory.create_template(migrate_dsn)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def pg_dsn(ri_databases: DatabaseFactory) -> Iterator[str]:
+    """A fresh database with the reference schema, dropped after the test."""
+    dsn = ri_databases.clone()
+    yield dsn
+    ri_databases.drop(dsn)
 
 
 @pytest.fixture
