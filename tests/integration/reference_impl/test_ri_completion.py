@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reference_impl import Flaw, complete_line_item, generate_alerts
-from reference_impl.alerts import NOTIFY_CHANNEL
+from reference_impl.alerts import NOTIFY_CHANNEL, Alert
 from reference_impl.completion import (
     STAGES,
     NotAMember,
@@ -267,3 +267,40 @@ async def test_concurrent_completions_of_one_step_exactly_one_wins(
         "SELECT count(*) FROM workflow_alerts WHERE project_id = $1 AND status = 'COMPLETED'", pid
     )
     assert completed == 1
+
+
+class VisibilityProbe:
+    """An emitter that records whether another session could see the alert yet."""
+
+    def __init__(self, observer: Connection) -> None:
+        self.observer = observer
+        self.visible: list[bool] = []
+
+    async def emit(self, alert: Alert) -> None:
+        seen = await self.observer.fetchval(
+            "SELECT count(*) FROM workflow_alerts WHERE id = $1", alert.id
+        )
+        self.visible.append(seen == 1)
+
+
+@pytest.mark.parametrize("flawed", [False, True], ids=["correct", "emit_before_commit"])
+async def test_the_emitter_is_only_called_before_commit_under_the_flaw(
+    flawed: bool, pg_dsn: str, conn: Connection, seeded: SeedResult
+) -> None:
+    pid, first = seeded.project_ids[0], seeded.active_line_items[0].id
+    observer = await connect(pg_dsn)
+    try:
+        probe = VisibilityProbe(observer)
+        await complete_line_item(
+            conn,
+            project_id=pid,
+            line_item_id=first,
+            user_id=_member(seeded, pid),
+            flaws=frozenset({Flaw.EMIT_BEFORE_COMMIT}) if flawed else frozenset(),
+            emitter=probe,
+        )
+    finally:
+        await observer.close()
+    # The correct path never emits directly (the relay emits after commit from
+    # the notification); the flaw emits an alert nobody else can read yet.
+    assert probe.visible == ([False] if flawed else [])
