@@ -7,6 +7,8 @@ Exit codes: 0 success, 1 a check or SLO failed, 2 the harness itself failed
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -19,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import __version__
-from harness.errors import AlertbenchError
+from harness.errors import AlertbenchError, ConfigError
 from harness.stack import PROVIDERS, Stack, StackConfig, reap_leftovers, start_stack
 
 __all__ = ["main"]
@@ -46,6 +48,26 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {value}")
     return value
 
 
@@ -77,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stack_commands.add_parser(
         "reap", help="stop and remove what killed alertbench processes left behind"
+    )
+
+    faults = commands.add_parser("faults", help="the embedded Toxiproxy-compatible fault proxy")
+    faults_commands = faults.add_subparsers(dest="faults_command", metavar="ACTION", required=True)
+    serve = faults_commands.add_parser(
+        "serve",
+        help="run the embedded Toxiproxy-compatible server until Ctrl-C",
+        description="Serve Toxiproxy's v2 HTTP API on 127.0.0.1, so Toxiproxy's own CLI, "
+        "toxiproxy-python or any Toxiproxy client can drive it.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8474, help="API port (default 8474, 0 = any)")
+    serve.add_argument(
+        "--seed", type=_seed, default=None, help="seed of toxicity rolls and jitter (reproducible)"
     )
     return parser
 
@@ -164,6 +200,24 @@ def _cmd_stack_reap(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_faults_serve(args: argparse.Namespace, out: Console) -> int:
+    from harness.faults import EmbeddedToxiproxy
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError("--host", f"must be a loopback address, got {args.host!r}")
+
+    async def run() -> None:
+        async with EmbeddedToxiproxy(args.host, args.port, seed=args.seed) as server:
+            out.print(
+                f"Toxiproxy-compatible API on {server.url} (seed {server.seed}); Ctrl-C stops"
+            )
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alertbench`` console script."""
     args = build_parser().parse_args(argv)
@@ -174,8 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
-    handlers = {("stack", "up"): _cmd_stack_up, ("stack", "reap"): _cmd_stack_reap}
-    handler = handlers[(args.command, getattr(args, "stack_command", ""))]
+    handlers = {
+        ("stack", "up"): _cmd_stack_up,
+        ("stack", "reap"): _cmd_stack_reap,
+        ("faults", "serve"): _cmd_faults_serve,
+    }
+    action = getattr(args, f"{args.command}_command", "")
+    handler = handlers[(args.command, action)]
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return handler(args, out)

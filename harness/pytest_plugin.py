@@ -14,10 +14,13 @@ Fixtures
 ``alertbench_databases`` (session)
     The :class:`harness.stack.DatabaseFactory` behind ``pg_dsn``.
 ``pg_dsn`` (function)
-    DSN of a fresh database cloned from the template and dropped afterwards,
-    so a test never sees another test's rows.
+    DSN (through the ``postgres`` proxy) of a fresh database cloned from the
+    template and dropped afterwards, so a test never sees another test's rows.
 ``redis_url`` (function)
-    URL of the stack's Redis, flushed before the test.
+    URL (through the ``redis`` proxy) of the stack's Redis, flushed before
+    the test.
+``toxiproxy_url`` (session)
+    The stack's Toxiproxy API, for fault packages.
 
 Markers: ``integration`` (needs real services), ``scenario`` (a scenario
 run), ``slow``. Options: ``--stack PROVIDER``.
@@ -93,7 +96,7 @@ def pg_template_setup() -> TemplateSetup | None:
 def alertbench_databases(
     alertbench_stack: Stack, pg_template_setup: TemplateSetup | None
 ) -> Iterator[DatabaseFactory]:
-    factory = DatabaseFactory(alertbench_stack.postgres)
+    factory = DatabaseFactory(alertbench_stack.postgres_direct, alertbench_stack.postgres)
     factory.create_template(pg_template_setup)
     yield factory
     factory.drop_all()
@@ -107,10 +110,16 @@ def pg_dsn(alertbench_databases: DatabaseFactory) -> Iterator[str]:
     alertbench_databases.drop(dsn)
 
 
+@pytest.fixture(scope="session")
+def toxiproxy_url(alertbench_stack: Stack) -> str:
+    """The Toxiproxy API in front of the stack's services."""
+    return alertbench_stack.toxiproxy.url
+
+
 @pytest.fixture
 def redis_url(alertbench_stack: Stack) -> str:
-    """The stack's Redis, empty at the start of the test."""
-    client = redis.Redis.from_url(alertbench_stack.redis.url)
+    """The stack's Redis (through its proxy), empty at the start of the test."""
+    client = redis.Redis.from_url(alertbench_stack.redis_direct.url)
     try:
         client.flushall()
     finally:

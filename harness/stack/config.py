@@ -16,6 +16,11 @@ environment:
 ``ALERTBENCH_TMPDIR``
     Where the embedded provider puts its run directories (default: the
     system temporary directory).
+``TOXIPROXY_URL``
+    An existing Toxiproxy server to put the proxies on (default: run
+    ``toxiproxy-server`` from PATH, else alertbench's embedded one).
+``ALERTBENCH_SEED``
+    Seed of the fault proxy's random choices (toxicity, jitter).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ ENV_PG_DSN = "ALERTBENCH_PG_DSN"
 ENV_REDIS_URL = "ALERTBENCH_REDIS_URL"
 ENV_STARTUP_TIMEOUT = "ALERTBENCH_STARTUP_TIMEOUT_S"
 ENV_TMPDIR = "ALERTBENCH_TMPDIR"
+ENV_TOXIPROXY_URL = "TOXIPROXY_URL"
+ENV_SEED = "ALERTBENCH_SEED"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +68,10 @@ class StackConfig:
     startup_timeout_s: float = 30.0
     #: Parent of the embedded provider's run directories.
     tmp_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    #: API URL of an existing Toxiproxy server (``None``: launch one).
+    toxiproxy_url: str | None = None
+    #: Seed of the fault proxy's random choices (``None``: drawn and logged).
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.provider is not None and self.provider not in PROVIDERS:
@@ -72,6 +83,10 @@ class StackConfig:
             _check_url("pg_dsn", self.pg_dsn, ("postgres", "postgresql"))
         if self.redis_url is not None:
             _check_url("redis_url", self.redis_url, ("redis", "rediss"))
+        if self.toxiproxy_url is not None:
+            _check_url("toxiproxy_url", self.toxiproxy_url, ("http",))
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ConfigError("seed", f"must be an integer in [0, 2**63), got {self.seed!r}")
         if not (math.isfinite(self.startup_timeout_s) and self.startup_timeout_s > 0):
             raise ConfigError(
                 "startup_timeout_s",
@@ -99,6 +114,7 @@ class StackConfig:
         redis_url: str | None = None,
         startup_timeout_s: float | None = None,
         tmp_root: Path | None = None,
+        seed: int | None = None,
     ) -> StackConfig:
         """Build a config from keyword arguments, falling back to ``env``.
 
@@ -130,6 +146,11 @@ class StackConfig:
             root = Path(raw)
             if not root.is_dir():
                 raise ConfigError(ENV_TMPDIR, f"{raw!r} is not an existing directory")
+        if seed is None and (raw := get(ENV_SEED)) is not None:
+            try:
+                seed = int(raw)
+            except ValueError:
+                raise ConfigError(ENV_SEED, f"must be an integer, got {raw!r}") from None
         try:
             return cls(
                 provider=chosen,  # checked above
@@ -137,6 +158,8 @@ class StackConfig:
                 redis_url=redis_url if redis_url is not None else get(ENV_REDIS_URL),
                 startup_timeout_s=30.0 if timeout is None else timeout,
                 tmp_root=Path(tempfile.gettempdir()) if root is None else root,
+                toxiproxy_url=get(ENV_TOXIPROXY_URL),
+                seed=seed,
             )
         except ConfigError as exc:
             # Name the environment variable the user actually set.
@@ -144,6 +167,8 @@ class StackConfig:
                 "pg_dsn": ENV_PG_DSN,
                 "redis_url": ENV_REDIS_URL,
                 "startup_timeout_s": ENV_STARTUP_TIMEOUT,
+                "toxiproxy_url": ENV_TOXIPROXY_URL,
+                "seed": ENV_SEED,
                 "provider": "--stack" if provider is not None else ENV_STACK,
             }.get(exc.setting, exc.setting)
             raise ConfigError(setting, exc.problem) from None

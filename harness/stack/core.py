@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -23,12 +24,18 @@ from typing import Any
 
 from harness.errors import StackUnavailable
 from harness.stack import _sql
-from harness.stack._net import redis_ping
+from harness.stack._net import LOOPBACK, redis_ping
 from harness.stack._process import RunDir, reap_leftovers
 from harness.stack.config import SERVICES, ProviderName, ServiceName, StackConfig
 from harness.stack.docker import DockerServices, docker_unavailable_reason
 from harness.stack.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_unavailable_reason
 from harness.stack.endpoints import PostgresEndpoint, RedisEndpoint
+from harness.stack.proxies import (
+    ToxiproxyServer,
+    create_proxies,
+    delete_proxies,
+    start_toxiproxy,
+)
 
 __all__ = ["Stack", "choose_providers", "start_stack"]
 
@@ -74,16 +81,37 @@ def choose_providers(
 
 @dataclass
 class Stack:
-    """A running stack. Use as a context manager, or call :meth:`close`."""
+    """A running stack. Use as a context manager, or call :meth:`close`.
+
+    :attr:`postgres` and :attr:`redis` are the addresses everyone uses: they
+    go through the Toxiproxy proxies of the same name, so faults apply to
+    them. The ``*_direct`` addresses bypass the proxies; the harness uses them
+    for set-up, teardown and final reads, which faults must not disturb.
+    """
 
     providers: dict[ServiceName, ProviderName]
+    #: Through the ``postgres`` proxy.
     postgres: PostgresEndpoint
+    #: Through the ``redis`` proxy.
     redis: RedisEndpoint
+    postgres_direct: PostgresEndpoint
+    redis_direct: RedisEndpoint
+    toxiproxy: ToxiproxyServer
+    #: Logical proxy name (``postgres``, ``redis``, ``app``) -> the port it
+    #: listens on (127.0.0.1). Fault packages take
+    #: ``stack.toxiproxy.proxy_name(logical)``.
+    proxies: dict[str, int]
     #: Seconds each part took to start (``postgres``, ``redis``, ``total``).
     startup_s: dict[str, float]
     run_dir: RunDir | None = None
     docker: DockerServices | None = None
     _closed: bool = field(default=False, repr=False)
+
+    def add_proxy(self, name: str, host: str, port: int) -> int:
+        """Put a named proxy in front of ``host:port``; return its listen port."""
+        ports = create_proxies(self.toxiproxy, {name: (host, port)})
+        self.proxies[name] = ports[name]
+        return ports[name]
 
     def close(self) -> None:
         """Stop everything this stack started and remove its files. Idempotent."""
@@ -91,6 +119,11 @@ class Stack:
             return
         self._closed = True
         atexit.unregister(self.close)
+        if self.toxiproxy.kind == "external":
+            try:
+                delete_proxies(self.toxiproxy, list(self.proxies))
+            except Exception:
+                _log.warning("could not remove proxies from %s", self.toxiproxy.url, exc_info=True)
         if self.docker is not None:
             self.docker.close()
         if self.run_dir is not None:
@@ -103,7 +136,7 @@ class Stack:
     def check(self) -> dict[str, Any]:
         """Run a real query and a real Redis command; return what they said."""
         rows = _sql.fetch(
-            self.postgres.dsn,
+            self.postgres.dsn,  # through the proxy: checks the whole path
             "SELECT version() AS version, "
             "(SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements') AS pgss",
         )
@@ -119,8 +152,17 @@ class Stack:
         """A JSON-ready summary: providers, addresses and startup times."""
         return {
             "providers": dict(self.providers),
-            "postgres": {"dsn": self.postgres.dsn},
-            "redis": {"url": self.redis.url},
+            "postgres": {"dsn": self.postgres.dsn, "direct_dsn": self.postgres_direct.dsn},
+            "redis": {"url": self.redis.url, "direct_url": self.redis_direct.url},
+            "toxiproxy": {
+                "url": self.toxiproxy.url,
+                "kind": self.toxiproxy.kind,
+                "version": self.toxiproxy.version,
+                "proxies": {
+                    name: {"name": self.toxiproxy.proxy_name(name), "port": port}
+                    for name, port in self.proxies.items()
+                },
+            },
             "startup_s": {k: round(v, 3) for k, v in self.startup_s.items()},
             "run_dir": str(self.run_dir.path) if self.run_dir else None,
         }
@@ -140,7 +182,7 @@ class Stack:
 def _prepare_postgres(endpoint: PostgresEndpoint) -> None:
     # Created in template1 so that every database made later has it too.
     statement = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
-    _sql.execute(endpoint.dsn_for("template1"), [statement])
+    _sql.execute(endpoint.dsn_for("template1"), [statement])  # direct, not proxied
     _sql.execute(endpoint.dsn, [statement])
 
 
@@ -156,7 +198,8 @@ def start_stack(config: StackConfig | None = None) -> Stack:
     started = time.perf_counter()
     run_dir: RunDir | None = None
     docker: DockerServices | None = None
-    if "embedded" in providers.values():
+    needs_run_dir = "embedded" in providers.values() or config.toxiproxy_url is None
+    if needs_run_dir:
         for reaped in reap_leftovers(config.tmp_root):
             _log.warning(
                 "removed leftovers of dead owner %d: %s (stopped pids %s)",
@@ -201,19 +244,47 @@ def start_stack(config: StackConfig | None = None) -> Stack:
                 endpoint, _proc = EmbeddedRedis(run_dir, config.startup_timeout_s).start()
                 return endpoint
 
+    def start_proxy_server() -> ToxiproxyServer:
+        return start_toxiproxy(
+            external_url=config.toxiproxy_url,
+            run_dir=run_dir,
+            seed=config.seed,
+            startup_timeout_s=config.startup_timeout_s,
+        )
+
     stack: Stack | None = None
     try:
-        # Postgres (initdb dominates) and Redis start side by side.
+        # Postgres (initdb dominates), Redis and Toxiproxy start side by side.
         with concurrent.futures.ThreadPoolExecutor(
-            2, thread_name_prefix="alertbench-stack"
+            3, thread_name_prefix="alertbench-stack"
         ) as pool:
             pg_future = pool.submit(timed, "postgres", start_postgres)
             redis_future = pool.submit(timed, "redis", start_redis)
+            proxy_future = pool.submit(timed, "toxiproxy", start_proxy_server)
             postgres: PostgresEndpoint = pg_future.result()
             redis: RedisEndpoint = redis_future.result()
+            toxiproxy: ToxiproxyServer = proxy_future.result()
         timed("prepare", lambda: _prepare_postgres(postgres))
+        ports: dict[str, int] = timed(
+            "proxies",
+            lambda: create_proxies(
+                toxiproxy,
+                {"postgres": (postgres.host, postgres.port), "redis": (redis.host, redis.port)},
+            ),
+        )
         timings["total"] = time.perf_counter() - started
-        stack = Stack(providers, postgres, redis, timings, run_dir, docker)
+        stack = Stack(
+            providers,
+            postgres=dataclasses.replace(postgres, host=LOOPBACK, port=ports["postgres"]),
+            redis=dataclasses.replace(redis, host=LOOPBACK, port=ports["redis"]),
+            postgres_direct=postgres,
+            redis_direct=redis,
+            toxiproxy=toxiproxy,
+            proxies=ports,
+            startup_s=timings,
+            run_dir=run_dir,
+            docker=docker,
+        )
         atexit.register(stack.close)
         return stack
     finally:

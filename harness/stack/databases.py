@@ -33,9 +33,14 @@ def _quote_ident(name: str) -> str:
 
 @dataclass
 class DatabaseFactory:
-    """Creates a template database and hands out clones of it."""
+    """Creates a template database and hands out clones of it.
+
+    Administration (CREATE/DROP DATABASE) goes to ``server``; the DSNs handed
+    out name ``clients`` (e.g. the proxied address) when it is given.
+    """
 
     server: PostgresEndpoint
+    clients: PostgresEndpoint | None = None
     prefix: str = field(default_factory=lambda: f"alertbench_{os.getpid()}")
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _template_ready: bool = field(default=False, repr=False)
@@ -53,6 +58,8 @@ class DatabaseFactory:
         )
         dsn = self.server.dsn_for(self.template)
         _sql.execute(dsn, ["CREATE EXTENSION IF NOT EXISTS pg_stat_statements"])
+        # The schema is applied directly: a fault on the proxy must not
+        # break the template shared by every test.
         if setup is not None:
             _sql.run_coroutine_sync(lambda: setup(dsn), timeout_s=600)
         self._template_ready = True
@@ -67,7 +74,7 @@ class DatabaseFactory:
             self.server.dsn,
             [f"CREATE DATABASE {_quote_ident(name)} TEMPLATE {_quote_ident(self.template)}"],
         )
-        return self.server.dsn_for(name)
+        return (self.clients or self.server).dsn_for(name)
 
     def drop(self, dsn_or_name: str) -> None:
         """Drop a clone (its open connections are terminated)."""

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import psutil
 import pytest
 import redis
 
+from harness.faults import ToxiproxyClient
 from harness.stack import Stack, StackConfig, start_stack
 from harness.stack._net import port_is_open
 from harness.stack._process import RECORD
@@ -33,6 +35,21 @@ CLI = [sys.executable, "-m", "harness.cli"]
 def _child_pids(run_dir: Path) -> list[int]:
     record = json.loads((run_dir / RECORD).read_text())
     return [int(c["pid"]) for c in record["children"]]
+
+
+def _ports(stack: Stack) -> list[int]:
+    """Every port the stack listens on: services, proxies, the Toxiproxy API."""
+    toxiproxy_port = int(stack.toxiproxy.url.rsplit(":", 1)[1])
+    return [
+        stack.postgres_direct.port,
+        stack.redis_direct.port,
+        *stack.proxies.values(),
+        toxiproxy_port,
+    ]
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
 def _assert_nothing_left(pids: list[int], ports: list[int], run_dir: Path | None) -> None:
@@ -47,13 +64,14 @@ def _assert_nothing_left(pids: list[int], ports: list[int], run_dir: Path | None
 
 
 async def _exercise(stack: Stack) -> None:
+    table = f"probe_{uuid.uuid4().hex}"
     conn = await asyncpg.connect(stack.postgres.dsn)
     try:
-        await conn.execute("CREATE TABLE probe (id int PRIMARY KEY, note text)")
-        await conn.execute("INSERT INTO probe VALUES (1, 'hello')")
-        assert await conn.fetchval("SELECT note FROM probe WHERE id = 1") == "hello"
+        await conn.execute(f"CREATE TEMP TABLE {table} (id int PRIMARY KEY, note text)")
+        await conn.execute(f"INSERT INTO {table} VALUES (1, 'hello')")
+        assert await conn.fetchval(f"SELECT note FROM {table} WHERE id = 1") == "hello"
         calls = await conn.fetchval(
-            "SELECT sum(calls) FROM pg_stat_statements WHERE query LIKE 'INSERT INTO probe%'"
+            "SELECT sum(calls) FROM pg_stat_statements WHERE query LIKE $1", f"INSERT INTO {table}%"
         )
         assert calls == 1, "pg_stat_statements must count server-side statements"
     finally:
@@ -77,15 +95,38 @@ async def test_embedded_provider_serves_real_queries_and_commands(tmp_root: Path
 async def test_external_provider_attaches_without_owning(alertbench_stack: Stack) -> None:
     config = StackConfig(
         provider="external",
-        pg_dsn=alertbench_stack.postgres.dsn,
-        redis_url=alertbench_stack.redis.url,
+        pg_dsn=alertbench_stack.postgres_direct.dsn,
+        redis_url=alertbench_stack.redis_direct.url,
     )
     with start_stack(config) as stack:
         assert stack.providers == {"postgres": "external", "redis": "external"}
-        assert stack.run_dir is None
+        assert stack.run_dir is not None
+        assert [c.name for c in stack.run_dir.children] == ["toxiproxy"], "launches only proxies"
         await _exercise(stack)
     # Closing an external stack must not stop servers it did not start.
     assert alertbench_stack.check()["redis"] == "PONG"
+
+
+async def test_an_external_toxiproxy_carries_the_proxies(
+    alertbench_stack: Stack, tmp_root: Path
+) -> None:
+    config = StackConfig(
+        provider="embedded", tmp_root=tmp_root, toxiproxy_url=alertbench_stack.toxiproxy.url
+    )
+    with start_stack(config) as stack:
+        assert stack.toxiproxy.kind == "external"
+        assert stack.run_dir is not None
+        assert sorted(c.name for c in stack.run_dir.children) == ["postgres", "redis"]
+        names = {stack.toxiproxy.proxy_name(n) for n in ("postgres", "redis")}
+        assert not names & {"postgres", "redis"}, "a shared server needs distinct names"
+        await _exercise(stack)
+        async with ToxiproxyClient(alertbench_stack.toxiproxy.url) as client:
+            assert names <= set(await client.proxies())
+    # Its proxies are removed from the server it does not own; the session
+    # stack's proxies are untouched and still work.
+    async with ToxiproxyClient(alertbench_stack.toxiproxy.url) as client:
+        assert not names & set(await client.proxies())
+    await _exercise(alertbench_stack)
 
 
 @pytest.mark.skipif(
@@ -103,8 +144,8 @@ def test_normal_exit_leaves_nothing(tmp_root: Path) -> None:
         assert stack.run_dir is not None
         run_dir = stack.run_dir.path
         pids = _child_pids(run_dir)
-        ports = [stack.postgres.port, stack.redis.port]
-        assert len(pids) == 2
+        ports = _ports(stack)
+        assert len(pids) == 3  # postgres, redis, toxiproxy
         assert all(port_is_open("127.0.0.1", p) for p in ports)
     _assert_nothing_left(pids, ports, run_dir)
     assert list(tmp_root.iterdir()) == []
@@ -120,7 +161,7 @@ def test_an_exception_leaves_nothing(tmp_root: Path) -> None:
         seen.update(
             run_dir=stack.run_dir.path,
             pids=_child_pids(stack.run_dir.path),
-            ports=[stack.postgres.port, stack.redis.port],
+            ports=_ports(stack),
         )
         raise RuntimeError("scenario blew up")
     _assert_nothing_left(seen["pids"], seen["ports"], seen["run_dir"])
@@ -153,11 +194,14 @@ def test_cli_stops_cleanly_on_signal(tmp_root: Path, signum: int) -> None:
     run_dir = Path(info["run_dir"])
     pids = _child_pids(run_dir)
     ports = [
-        int(info["postgres"]["dsn"].rsplit(":", 1)[1].split("/")[0]),
-        int(info["redis"]["url"].rsplit(":", 1)[1].split("/")[0]),
+        _port_of(info["postgres"]["dsn"]),
+        _port_of(info["postgres"]["direct_dsn"]),
+        _port_of(info["redis"]["url"]),
+        _port_of(info["redis"]["direct_url"]),
+        _port_of(info["toxiproxy"]["url"]),
     ]
     assert info["startup_s"]["total"] > 0
-    assert set(info["startup_s"]) >= {"postgres", "redis", "total"}
+    assert set(info["startup_s"]) >= {"postgres", "redis", "toxiproxy", "total"}
 
     proc.send_signal(signum)
 
@@ -174,7 +218,8 @@ def test_sigkilled_owner_is_reaped_by_the_next_start(tmp_root: Path) -> None:
     proc.kill()
     proc.communicate(timeout=30)
     # The services outlive an owner killed without a chance to clean up ...
-    assert all(psutil.pid_exists(pid) for pid in pids)
+    alive = {pid: psutil.pid_exists(pid) for pid in pids}
+    assert all(alive.values()), f"children alive after SIGKILL of the owner: {alive}"
     assert run_dir.exists()
 
     # ... until the next start proves they are its own and stops them.
