@@ -51,6 +51,11 @@ class ReconnectPolicy:
     max_attempts: int | None = None
     #: How long one connection attempt may take, in seconds.
     attempt_timeout_s: float = 5.0
+    #: Catch-up asks for alerts after ``last id seen - overlap``: ids are
+    #: assigned at insert but become visible at commit, so an alert with a
+    #: lower id than one already received can still commit during an outage.
+    #: The overlap covers every transaction in flight; repeats are dropped.
+    catchup_overlap_ids: int = 10_000
 
     def __post_init__(self) -> None:
         if not 0 < self.initial_delay_s <= self.max_delay_s:
@@ -63,6 +68,8 @@ class ReconnectPolicy:
             raise ValueError("max_attempts must be >= 1 or None")
         if self.attempt_timeout_s <= 0:
             raise ValueError("attempt_timeout_s must be > 0")
+        if self.catchup_overlap_ids < 0:
+            raise ValueError("catchup_overlap_ids must be >= 0")
 
     def delay_s(self, attempt: int, rng: random.Random) -> float:
         """Delay before attempt number ``attempt`` (1-based)."""
@@ -203,12 +210,15 @@ class AlertClient:
     async def _sync(self) -> int:
         """Fetch alerts after the last id seen, page by page (bounded)."""
         received = 0
+        since = max(0, self._state.last_alert_id - self.policy.catchup_overlap_ids)
         for _page in range(100):
-            ack = await self.call("sync", {"sinceAlertId": self._state.last_alert_id})
+            ack = await self.call("sync", {"sinceAlertId": since})
             if not (isinstance(ack, dict) and ack.get("ok")):
                 logger.warning("sync refused: %r", ack)
                 break
-            for alert in ack.get("alerts", []):
+            alerts = ack.get("alerts", [])
+            for alert in alerts:
+                since = max(since, int(alert["id"]))
                 payload = {
                     "id": alert["id"],
                     "title": alert["title"],
@@ -221,7 +231,7 @@ class AlertClient:
                 }
                 if self._accept(payload, via="sync"):
                     received += 1
-            if not ack.get("more"):
+            if not ack.get("more") or not alerts:
                 break
         return received
 

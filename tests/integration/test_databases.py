@@ -18,7 +18,7 @@ async def _schema(dsn: str) -> None:
 async def test_clones_carry_the_template_schema_but_not_each_others_rows(
     alertbench_stack: Stack,
 ) -> None:
-    factory = DatabaseFactory(alertbench_stack.postgres, prefix="alertbench_dbtest")
+    factory = DatabaseFactory(alertbench_stack.postgres_direct, prefix="alertbench_dbtest")
     factory.create_template(_schema)
     try:
         first, second = factory.clone(), factory.clone()

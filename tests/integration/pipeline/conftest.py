@@ -4,23 +4,10 @@ Every test gets its own database cloned from a template that already carries
 the schema (``ri_databases``), and an empty Redis.
 """
 
-# ruff: noqa: E402 - the sys.path fix below must run before importing reference_impl
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
-from pathlib import Path
-
-# These test folders are named ``reference_impl`` and pytest's default
-# ("prepend") import mode puts their parents on sys.path, where the folder
-# would shadow the real package as an empty namespace package. Put the
-# project root first so ``import reference_impl`` finds the package.
-_ROOT = str(Path(__file__).resolve().parents[3])
-if sys.path[:1] != [_ROOT]:
-    sys.path.insert(0, _ROOT)
-if getattr(sys.modules.get("reference_impl"), "__file__", "") is None:
-    del sys.modules["reference_impl"]
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -45,7 +32,11 @@ def ri_databases(alertbench_stack: Stack) -> Iterator[DatabaseFactory]:
     ``pg_template_setup``: that template is shared by the whole session, and
     other suites (tests/integration/test_databases.py) need it empty.
     """
-    factory = DatabaseFactory(alertbench_stack.postgres, prefix=f"alertbench_{os.getpid()}_ri")
+    factory = DatabaseFactory(
+        alertbench_stack.postgres_direct,
+        alertbench_stack.postgres,
+        prefix=f"alertbench_{os.getpid()}_ri",
+    )
     factory.create_template(migrate_dsn)
     yield factory
     factory.drop_all()

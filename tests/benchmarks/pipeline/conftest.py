@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
-# These test folders are named ``reference_impl`` and pytest's default
-# ("prepend") import mode puts their parents on sys.path, where the folder
-# would shadow the real package as an empty namespace package. Put the
-# project root first so ``import reference_impl`` finds the package.
-_ROOT = str(Path(__file__).resolve().parents[3])
-if sys.path[:1] != [_ROOT]:
-    sys.path.insert(0, _ROOT)
-if getattr(sys.modules.get("reference_impl"), "__file__", "") is None:
-    del sys.modules["reference_impl"]
+import pytest
 
-
-import asyncio  # noqa: E402 - after the sys.path fix above
-import os  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
-
-import pytest  # noqa: E402
-
-from harness.stack import DatabaseFactory, Stack  # noqa: E402
-from reference_impl import migrate_dsn  # noqa: E402
+from harness.stack import DatabaseFactory, Stack
+from reference_impl import migrate_dsn
 
 T = TypeVar("T")
 
@@ -33,7 +19,10 @@ T = TypeVar("T")
 def ri_bench_databases(alertbench_stack: Stack) -> Iterator[DatabaseFactory]:
     """Databases cloned from a template with the reference schema (own factory:
     the plugin's template is shared by the whole session and must stay empty)."""
-    factory = DatabaseFactory(alertbench_stack.postgres, prefix=f"alertbench_{os.getpid()}_rib")
+    # Direct, not through the proxy: these figures are the pipeline's own.
+    factory = DatabaseFactory(
+        alertbench_stack.postgres_direct, prefix=f"alertbench_{os.getpid()}_rib"
+    )
     factory.create_template(migrate_dsn)
     yield factory
     factory.drop_all()
