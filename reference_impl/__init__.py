@@ -4,16 +4,19 @@ Public surface (see DESIGN.md, "The pipeline contract"):
 
 - ``AppConfig`` and ``Flaw`` / ``parse_flaws``: what to run, and which seed
   defects to switch on;
-- ``create_app(config)``: the FastAPI app; ``run(config)``: serve it (with a
-  queue worker) under uvicorn; ``python -m reference_impl`` does the same;
+- ``create_app(config)``: the FastAPI app; ``create_asgi_app(config)``: it
+  with Socket.IO mounted; ``run(config)``: serve that (with a queue worker and
+  the relay) under uvicorn; ``python -m reference_impl`` does the same;
+- ``AlertClient`` / ``ReconnectPolicy``: the resilient Socket.IO client;
 - ``migrate`` / ``migrate_dsn``: the schema; ``seed`` / ``SeedSpec``: data;
 - ``issue_token``: bearer tokens for simulated users;
 - ``NOTIFY_CHANNEL``: the Postgres channel the real-time relay LISTENs on.
 """
 
 from reference_impl.alerts import NOTIFY_CHANNEL, Alert, AlertEmitter
-from reference_impl.app import create_app
+from reference_impl.app import create_app, create_asgi_app
 from reference_impl.auth import AuthError, issue_token, verify_token
+from reference_impl.client import AlertClient, ReconnectPolicy
 from reference_impl.completion import CompletionHooks, CompletionResult, complete_line_item
 from reference_impl.config import AppConfig, ConfigError
 from reference_impl.flaws import ALL_FLAWS, Flaw, FlawError, parse_flaws
@@ -27,6 +30,7 @@ __all__ = [
     "ALL_FLAWS",
     "NOTIFY_CHANNEL",
     "Alert",
+    "AlertClient",
     "AlertEmitter",
     "AppConfig",
     "AuthError",
@@ -36,12 +40,14 @@ __all__ = [
     "Flaw",
     "FlawError",
     "GenerationResult",
+    "ReconnectPolicy",
     "Runtime",
     "SeedResult",
     "SeedSpec",
     "ServeError",
     "complete_line_item",
     "create_app",
+    "create_asgi_app",
     "generate_alerts",
     "issue_token",
     "metadata",

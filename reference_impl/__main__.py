@@ -46,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-ttl-s", type=int, default=60)
     parser.add_argument("--queue-retry-base-delay-s", type=float, default=2.0)
     parser.add_argument("--worker-concurrency", type=int, default=10)
+    parser.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="do not run the LISTEN/NOTIFY relay (another process of this pipeline runs it)",
+    )
+    parser.add_argument(
+        "--socketio-redis",
+        action="store_true",
+        help="route Socket.IO emits through Redis (several server processes)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--no-worker", action="store_true", help="serve the API without a worker")
     mode.add_argument("--worker-only", action="store_true", help="run a queue worker, no API")
@@ -72,6 +82,8 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         queue_retry_base_delay_s=args.queue_retry_base_delay_s,
         worker_concurrency=args.worker_concurrency,
         run_worker=not args.no_worker,
+        run_relay=not args.no_relay,
+        socketio_redis=args.socketio_redis,
     )
 
 

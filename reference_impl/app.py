@@ -22,9 +22,11 @@ from reference_impl.auth import AuthError, verify_token
 from reference_impl.completion import CompletionError, CompletionHooks, StaleCompletion
 from reference_impl.config import AppConfig
 from reference_impl.metrics import CONTENT_TYPE_LATEST
+from reference_impl.realtime import RealtimeEmitter, RealtimeServer
+from reference_impl.relay import Relay
 from reference_impl.runtime import Runtime
 
-__all__ = ["MAX_BATCH", "create_app"]
+__all__ = ["MAX_BATCH", "create_app", "create_asgi_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +108,40 @@ def create_app(
     hooks: CompletionHooks | None = None,
     emitter: AlertEmitter | None = None,
 ) -> FastAPI:
-    """The API for ``config``; ``hooks``/``emitter`` are test seams of completion."""
+    """The API for ``config``; ``hooks``/``emitter`` are test seams of completion.
+
+    ``app.state.realtime`` is the Socket.IO server; serve the pair with
+    :func:`create_asgi_app`. The lifespan starts the runtime and, if
+    ``config.run_relay``, the relay that emits committed alerts.
+    """
+    realtime = RealtimeServer(
+        token_secret=config.token_secret,
+        pool_getter=lambda: app.state.runtime.pool,
+        flaws=config.flaws,
+        redis_url=config.redis_url if config.socketio_redis else None,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(config, hooks=hooks, emitter=emitter)
+        runtime = await Runtime.start(
+            config, hooks=hooks, emitter=emitter or RealtimeEmitter(realtime)
+        )
         app.state.runtime = runtime
+        relay: Relay | None = None
         try:
+            if config.run_relay:
+                relay = Relay(
+                    config.relay_pg_dsn or config.pg_dsn,
+                    realtime.emit_alert,
+                    replay_margin_s=config.relay_replay_margin_s,
+                    on_emit=runtime.metrics.observe_relay,
+                )
+                await relay.start()
+            app.state.relay = relay
             yield
         finally:
+            if relay is not None:
+                await relay.stop()
             await runtime.close()
 
     app = FastAPI(
@@ -123,6 +150,7 @@ def create_app(
         description="The system under test of alertbench (see DESIGN.md, the pipeline contract).",
         lifespan=lifespan,
     )
+    app.state.realtime = realtime
 
     @app.exception_handler(CompletionError)
     async def completion_error(request: Request, exc: CompletionError) -> JSONResponse:
@@ -240,3 +268,15 @@ def create_app(
         }
 
     return app
+
+
+def create_asgi_app(
+    config: AppConfig,
+    *,
+    hooks: CompletionHooks | None = None,
+    emitter: AlertEmitter | None = None,
+) -> Any:
+    """The HTTP API and Socket.IO (at ``/socket.io``) as one ASGI app."""
+    app = create_app(config, hooks=hooks, emitter=emitter)
+    realtime: RealtimeServer = app.state.realtime
+    return realtime.asgi(app)

@@ -142,7 +142,12 @@ class AlertClient:
         self._sio.on("new_alert", self._on_new_alert)
         self._sio.on("alerts_refresh", self._make_forwarder("alerts_refresh"))
         self._sio.on("workflow_updated", self._make_forwarder("workflow_updated"))
+        #: Set once rooms are joined and catch-up is done (again after each reconnect).
         self.subscribed = asyncio.Event()
+        #: Set while the connection is down.
+        self.disconnected = asyncio.Event()
+        #: Set when a reconnection succeeded (cleared by the next drop).
+        self.reconnected = asyncio.Event()
 
     # -- public -------------------------------------------------------------
 
@@ -237,6 +242,8 @@ class AlertClient:
 
     async def _on_disconnect(self, reason: object = None) -> None:
         self.subscribed.clear()
+        self.reconnected.clear()
+        self.disconnected.set()
         if self._stopping:
             return
         text = str(reason) if reason is not None else "unknown"
@@ -262,6 +269,8 @@ class AlertClient:
                 logger.debug("reconnection attempt %d failed: %r", attempt, exc)
                 continue
             record.connected_at = self._clock()
+            self.disconnected.clear()
+            self.reconnected.set()
             try:
                 await self._after_connect(first=False)
             except (socketio.exceptions.SocketIOError, OSError, TimeoutError) as exc:

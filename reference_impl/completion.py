@@ -8,7 +8,9 @@ explicit seam tests use to inject a fault between statements):
 2. ``advanced``: move the tracker to the next active line item, across sections
    and phases (or finish the workflow after the last one);
 3. ``completed_old``: mark this project's ACTIVE alerts of the old step COMPLETED;
-4. ``inserted``: insert the next step's alert and ``pg_notify`` it.
+4. ``inserted``: insert the next step's alert and ``pg_notify`` it;
+5. ``before_commit``: the last moment inside the transaction (under the
+   ``emit_before_commit`` flaw, after the premature emit).
 
 Any exception rolls the whole transaction back.
 """
@@ -42,8 +44,8 @@ __all__ = [
     "complete_line_item",
 ]
 
-Stage = Literal["locked", "advanced", "completed_old", "inserted"]
-STAGES: tuple[Stage, ...] = ("locked", "advanced", "completed_old", "inserted")
+Stage = Literal["locked", "advanced", "completed_old", "inserted", "before_commit"]
+STAGES: tuple[Stage, ...] = ("locked", "advanced", "completed_old", "inserted", "before_commit")
 
 
 class CompletionHooks(Protocol):
@@ -208,6 +210,7 @@ async def complete_line_item(
         await hooks.after("inserted", project_id)
         if alert is not None and Flaw.EMIT_BEFORE_COMMIT in flaws:
             await emitter.emit(alert)
+        await hooks.after("before_commit", project_id)
 
     affected = {r["assigned_to_id"] for r in completed if r["assigned_to_id"] is not None}
     if alert is not None and alert.assigned_to_id is not None:

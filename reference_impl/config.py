@@ -64,10 +64,25 @@ class AppConfig:
     """Run a queue worker inside the API process."""
     migrate_on_start: bool = True
     """Apply the schema (idempotent) when the app starts."""
+    run_relay: bool = True
+    """Run the LISTEN/NOTIFY relay that emits committed alerts over Socket.IO.
+    With several server processes, exactly one should run it (the others
+    receive its emits through the Redis manager)."""
+    socketio_redis: bool = False
+    """Route Socket.IO emits through python-socketio's Redis manager, so that
+    several server processes deliver to each other's clients."""
+    relay_pg_dsn: str | None = None
+    """DSN of the relay's LISTEN connection (default: ``pg_dsn``); lets a
+    test or a scenario cut the relay's connection alone."""
+    relay_replay_margin_s: float = 30.0
+    """After a lost LISTEN connection, replay alerts created this long before
+    the connection was last known alive (covers commit-after-start)."""
 
     def __post_init__(self) -> None:
         _check_url("pg_dsn", self.pg_dsn, ("postgres", "postgresql"))
         _check_url("redis_url", self.redis_url, ("redis", "rediss", "unix"))
+        if self.relay_pg_dsn is not None:
+            _check_url("relay_pg_dsn", self.relay_pg_dsn, ("postgres", "postgresql"))
         if not self.host:
             raise ConfigError("host: must not be empty")
         if not 0 <= self.port <= 65535:
@@ -94,6 +109,7 @@ class AppConfig:
             "pg_command_timeout_s",
             "queue_sweep_interval_s",
             "queue_schedule_interval_s",
+            "relay_replay_margin_s",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:

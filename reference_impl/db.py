@@ -35,9 +35,12 @@ SerializationError: type[Exception] = asyncpg.SerializationError
 InterfaceError: type[Exception] = asyncpg.InterfaceError
 
 
-async def connect(dsn: str, *, timeout_s: float = 10.0) -> Connection:
-    """Open one connection."""
-    return await asyncpg.connect(dsn, timeout=timeout_s)
+async def connect(
+    dsn: str, *, timeout_s: float = 10.0, application_name: str | None = None
+) -> Connection:
+    """Open one connection (``application_name`` shows in pg_stat_activity)."""
+    settings = {"application_name": application_name} if application_name else None
+    return await asyncpg.connect(dsn, timeout=timeout_s, server_settings=settings)
 
 
 async def create_pool(

@@ -79,6 +79,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.relay_events = Counter(
+            "alertbench_relay_events",
+            "Relay activity: alerts emitted from notifications (live) or by replay after a "
+            "reconnect (replay), and LISTEN connections established (connect).",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def observe_relay(self, kind: str) -> None:
+        """Count one relay event (``live`` | ``replay`` | ``connect``)."""
+        self.relay_events.labels(kind).inc()
+
     def render(self) -> bytes:
         """Prometheus text exposition of this registry."""
         return generate_latest(self.registry)

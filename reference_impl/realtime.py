@@ -28,7 +28,13 @@ from reference_impl.alerts import ALERT_COLUMNS, Alert
 from reference_impl.auth import AuthError, verify_token
 from reference_impl.flaws import Flaw
 
-__all__ = ["SYNC_LIMIT", "RealtimeServer", "alert_events"]
+__all__ = [
+    "SYNC_LIMIT",
+    "RealtimeEmitter",
+    "RealtimeServer",
+    "alert_events",
+    "notification_from_alert",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -218,3 +224,17 @@ class RealtimeServer:
 
     async def _on_unknown(self, event: str, sid: str, data: object = None) -> Ack:
         return {"ok": False, "error": f"unknown event {event!r}"}
+
+
+class RealtimeEmitter:
+    """Direct emit of an alert: the seed's emit-inside-the-transaction.
+
+    Only the ``emit_before_commit`` flaw calls it (from inside the
+    completion transaction); the correct path is the relay.
+    """
+
+    def __init__(self, server: RealtimeServer) -> None:
+        self._server = server
+
+    async def emit(self, alert: Alert) -> None:
+        await self._server.emit_alert(notification_from_alert(alert))

@@ -33,11 +33,14 @@ from reference_impl import db
 from reference_impl.alerts import ALERT_COLUMNS, NOTIFY_CHANNEL, Alert
 from reference_impl.realtime import notification_from_alert
 
-__all__ = ["Relay", "RelayStats"]
+__all__ = ["APPLICATION_NAME", "Relay", "RelayStats"]
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+#: The relay's connection shows under this name in ``pg_stat_activity``.
+APPLICATION_NAME = "alertbench-relay"
 
 _REPLAY_SQL = f"""
 SELECT {ALERT_COLUMNS} FROM workflow_alerts WHERE created_at >= $1 ORDER BY id
@@ -56,8 +59,23 @@ class RelayStats:
     skipped_duplicates: int = 0
     #: Times the LISTEN connection was (re)established.
     connections: int = 0
-    #: Set every time the relay is listening again (after a reconnect's replay).
+    #: Set while the relay is listening (after a reconnect: once replayed).
     listening: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set while the relay has no working connection.
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
+
+    async def wait_for_connections(self, count: int, *, timeout_s: float = 10.0) -> None:
+        """Wait (bounded) until the LISTEN connection was established ``count`` times."""
+        async with asyncio.timeout(timeout_s), self._changed:
+            await self._changed.wait_for(lambda: self.connections >= count)
+
+    async def _connected(self) -> None:
+        self.connections += 1
+        self.lost.clear()
+        self.listening.set()
+        async with self._changed:
+            self._changed.notify_all()
 
 
 class Relay:
@@ -75,6 +93,7 @@ class Relay:
         remember: int = 200_000,
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
+        on_emit: Callable[[str], None] | None = None,
     ) -> None:
         self._dsn = dsn
         self._emit = emit
@@ -91,6 +110,7 @@ class Relay:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._conn: db.Connection | None = None
+        self._on_emit = on_emit or (lambda kind: None)
         self.stats = RelayStats()
 
     async def start(self, *, ready_timeout_s: float = 10.0) -> None:
@@ -117,6 +137,7 @@ class Relay:
                 raise
             except Exception as exc:
                 self.stats.listening.clear()
+                self.stats.lost.set()
                 logger.warning("relay lost its connection (%r); reconnecting in %.2fs", exc, delay)
             await self._close_conn()
             await asyncio.sleep(delay * (0.5 + self._rng.random()))
@@ -126,7 +147,9 @@ class Relay:
 
     async def _session(self) -> None:
         """One connection's life: listen, replay what was missed, relay."""
-        conn = await db.connect(self._dsn, timeout_s=self._connect_timeout_s)
+        conn = await db.connect(
+            self._dsn, timeout_s=self._connect_timeout_s, application_name=APPLICATION_NAME
+        )
         self._conn = conn
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         now: dt.datetime = await conn.fetchval("SELECT clock_timestamp()")
@@ -135,8 +158,8 @@ class Relay:
             # notification; what was committed while we were away is replayed.
             await self._replay(conn, self._alive_at - self._replay_margin)
         self._alive_at = now
-        self.stats.connections += 1
-        self.stats.listening.set()
+        await self.stats._connected()
+        self._on_emit("connect")
         consumer = asyncio.create_task(self._consume(), name="alert-relay-consumer")
         try:
             while True:
@@ -164,6 +187,7 @@ class Relay:
                 continue
             if await self._emit_once(alert_id, notification):
                 self.stats.emitted_live += 1
+                self._on_emit("live")
 
     async def _replay(self, conn: db.Connection, since: dt.datetime) -> None:
         started = time.perf_counter()
@@ -173,6 +197,7 @@ class Relay:
             alert = Alert.from_row(row)
             if await self._emit_once(alert.id, notification_from_alert(alert)):
                 replayed += 1
+                self._on_emit("replay")
         self.stats.emitted_replay += replayed
         logger.info(
             "relay replayed %d of %d alerts since %s in %.1f ms",

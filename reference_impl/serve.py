@@ -16,7 +16,7 @@ import uvicorn
 from redis.exceptions import RedisError
 
 from reference_impl import db
-from reference_impl.app import create_app
+from reference_impl.app import create_asgi_app
 from reference_impl.cache import connect_redis
 from reference_impl.config import AppConfig
 from reference_impl.runtime import Runtime
@@ -53,7 +53,7 @@ async def serve(config: AppConfig) -> None:
     await preflight(config)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            create_asgi_app(config),
             host=config.host,
             port=config.port,
             lifespan="on",

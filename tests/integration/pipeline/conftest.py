@@ -52,7 +52,11 @@ def pg_dsn(ri_databases: DatabaseFactory) -> Iterator[str]:
 
 @pytest.fixture
 def config(pg_dsn: str, redis_url: str) -> AppConfig:
-    """Fast settings: millisecond retry backoff, short heartbeat, no worker by default."""
+    """Fast settings: millisecond retry backoff, short heartbeat, no worker by default.
+
+    No relay either: its health queries would show in the statement counts
+    that several tests assert; the real-time tests switch it on.
+    """
     return AppConfig(
         pg_dsn=pg_dsn,
         redis_url=redis_url,
@@ -61,6 +65,7 @@ def config(pg_dsn: str, redis_url: str) -> AppConfig:
         queue_sweep_interval_s=0.2,
         queue_schedule_interval_s=0.01,
         run_worker=False,
+        run_relay=False,
         pg_pool_max_size=30,
     )
 

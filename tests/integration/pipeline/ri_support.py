@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from reference_impl import AppConfig, issue_token
+from reference_impl.client import ClientEvent
 
 
 @dataclasses.dataclass
@@ -31,3 +35,57 @@ class Api:
 
 StartApi = Callable[..., Awaitable[Api]]
 """``await start_api(flaws=..., hooks=..., **config_changes)`` -> a started Api."""
+
+
+class InProcessServer(uvicorn.Server):
+    """uvicorn in the test's event loop, without touching signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(app: Any, *, timeout_s: float = 20.0) -> AsyncIterator[int]:
+    """Serve an ASGI app on 127.0.0.1 (ephemeral port) for the block; yield the port."""
+    server = InProcessServer(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not server.started:
+                if task.done():
+                    raise RuntimeError(f"server failed to start: {task.exception()!r}")
+                await asyncio.sleep(0.01)
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(timeout_s):
+            await task
+
+
+@dataclasses.dataclass
+class EventLog:
+    """Events one AlertClient received, with a bounded wait for a condition."""
+
+    events: list[ClientEvent] = dataclasses.field(default_factory=list)
+    changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def __call__(self, event: ClientEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [e.data for e in self.events if e.name == name]
+
+    def alert_ids(self) -> list[int]:
+        return [int(d["id"]) for d in self.named("new_alert")]
+
+    async def wait_for(
+        self, predicate: Callable[[EventLog], bool], *, timeout_s: float = 10.0
+    ) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate(self):
+                self.changed.clear()
+                await self.changed.wait()
