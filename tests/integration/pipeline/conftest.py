@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from ri_support import Api, StartApi
+from ri_support import Api, Live, StartApi, StartLive, serve_in_process
 
 from harness.stack import DatabaseFactory, Stack
-from reference_impl import AppConfig, create_app, migrate_dsn
+from reference_impl import AppConfig, create_app, create_asgi_app, migrate_dsn
 from reference_impl.alerts import AlertEmitter
 from reference_impl.completion import CompletionHooks
 from reference_impl.db import Connection, connect
@@ -132,3 +132,20 @@ def server_statements(conn: Connection) -> Callable[[], Awaitable[int]]:
         return value
 
     return count
+
+
+@pytest.fixture
+async def start_live(config: AppConfig) -> AsyncIterator[StartLive]:
+    async with contextlib.AsyncExitStack() as exit_stack:
+
+        async def start(*, hooks: CompletionHooks | None = None, **changes: Any) -> Live:
+            app_config = dataclasses.replace(config, run_relay=True, **changes)
+            asgi = create_asgi_app(app_config, hooks=hooks)
+            port = await exit_stack.enter_async_context(serve_in_process(asgi))
+            url = f"http://127.0.0.1:{port}"
+            http = await exit_stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=10.0)
+            )
+            return Live(url, asgi.other_asgi_app, app_config, http, exit_stack)
+
+        yield start

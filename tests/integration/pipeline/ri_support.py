@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -13,7 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from reference_impl import AppConfig, issue_token
-from reference_impl.client import ClientEvent
+from reference_impl.client import AlertClient, ClientEvent, ReconnectPolicy
+from reference_impl.seed import SeedResult
 
 
 @dataclasses.dataclass
@@ -89,3 +90,57 @@ class EventLog:
             while not predicate(self):
                 self.changed.clear()
                 await self.changed.wait()
+
+
+FAST = ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.2, attempt_timeout_s=5.0)
+
+
+@dataclasses.dataclass
+class Live:
+    """A running app (HTTP + Socket.IO) and helpers to drive it."""
+
+    url: str
+    app: Any
+    config: AppConfig
+    http: httpx.AsyncClient
+    _exit: contextlib.AsyncExitStack
+
+    def auth(self, user_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(user_id, secret=self.config.token_secret)}"}
+
+    async def complete(self, project_id: int, line_item_id: int, user_id: int) -> httpx.Response:
+        return await self.http.post(
+            f"/api/projects/{project_id}/line-items/{line_item_id}/complete",
+            headers=self.auth(user_id),
+        )
+
+    async def client(
+        self,
+        user_id: int,
+        projects: Sequence[int] = (),
+        *,
+        url: str | None = None,
+        rejoin: bool = True,
+    ) -> tuple[AlertClient, EventLog]:
+        log = EventLog()
+        client = AlertClient(
+            url or self.url,
+            issue_token(user_id, secret=self.config.token_secret),
+            projects=projects,
+            policy=FAST,
+            rejoin=rejoin,
+            on_event=log,
+        )
+        await client.start()
+        self._exit.push_async_callback(client.stop)
+        return client, log
+
+
+StartLive = Callable[..., Awaitable[Live]]
+
+
+def first_step(seeded: SeedResult, project_id: int) -> tuple[int, int, int]:
+    """(line item to complete, a member who may complete it, assignee of the next alert)."""
+    first, nxt = seeded.active_line_items[:2]
+    members = seeded.members[project_id]
+    return first.id, members["project_manager"], members[nxt.responsible_role]

@@ -10,94 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
 
-import httpx
 import pytest
 import socketio
-from ri_support import EventLog, serve_in_process
+from ri_support import EventLog, StartLive, first_step
 
 from harness.faults import ToxiproxyClient, down
 from harness.stack import Stack
-from reference_impl import AppConfig, Flaw, create_asgi_app, issue_token
-from reference_impl.client import AlertClient, ReconnectPolicy
-from reference_impl.completion import CompletionHooks, Stage
+from reference_impl import Flaw, issue_token
+from reference_impl.completion import Stage
 from reference_impl.db import Connection
 from reference_impl.relay import APPLICATION_NAME
 from reference_impl.seed import SeedResult
-
-FAST = ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.2, attempt_timeout_s=5.0)
-
-
-@dataclasses.dataclass
-class Live:
-    """A running app (HTTP + Socket.IO) and helpers to drive it."""
-
-    url: str
-    app: Any
-    config: AppConfig
-    http: httpx.AsyncClient
-    _exit: contextlib.AsyncExitStack
-
-    def auth(self, user_id: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(user_id, secret=self.config.token_secret)}"}
-
-    async def complete(self, project_id: int, line_item_id: int, user_id: int) -> httpx.Response:
-        return await self.http.post(
-            f"/api/projects/{project_id}/line-items/{line_item_id}/complete",
-            headers=self.auth(user_id),
-        )
-
-    async def client(
-        self,
-        user_id: int,
-        projects: Sequence[int] = (),
-        *,
-        url: str | None = None,
-        rejoin: bool = True,
-    ) -> tuple[AlertClient, EventLog]:
-        log = EventLog()
-        client = AlertClient(
-            url or self.url,
-            issue_token(user_id, secret=self.config.token_secret),
-            projects=projects,
-            policy=FAST,
-            rejoin=rejoin,
-            on_event=log,
-        )
-        await client.start()
-        self._exit.push_async_callback(client.stop)
-        return client, log
-
-
-StartLive = Callable[..., Awaitable[Live]]
-
-
-@pytest.fixture
-async def start_live(config: AppConfig) -> AsyncIterator[StartLive]:
-    async with contextlib.AsyncExitStack() as exit_stack:
-
-        async def start(*, hooks: CompletionHooks | None = None, **changes: Any) -> Live:
-            app_config = dataclasses.replace(config, run_relay=True, **changes)
-            asgi = create_asgi_app(app_config, hooks=hooks)
-            port = await exit_stack.enter_async_context(serve_in_process(asgi))
-            url = f"http://127.0.0.1:{port}"
-            http = await exit_stack.enter_async_context(
-                httpx.AsyncClient(base_url=url, timeout=10.0)
-            )
-            return Live(url, asgi.other_asgi_app, app_config, http, exit_stack)
-
-        yield start
-
-
-def _first_step(seeded: SeedResult, project_id: int) -> tuple[int, int, int]:
-    """(line item to complete, a member who may complete it, assignee of the next alert)."""
-    first, nxt = seeded.active_line_items[:2]
-    members = seeded.members[project_id]
-    return first.id, members["project_manager"], members[nxt.responsible_role]
 
 
 def _other_member(seeded: SeedResult, project_id: int, not_user: int) -> int:
@@ -137,7 +63,7 @@ async def test_events_reach_exactly_the_entitled_rooms(
 ) -> None:
     live = await start_live()
     p, q = seeded.project_ids[:2]
-    item, completer, assignee = _first_step(seeded, p)
+    item, completer, assignee = first_step(seeded, p)
     bystander = _other_member(seeded, p, assignee)
     outsider = seeded.members[q]["project_manager"]
 
@@ -167,7 +93,7 @@ async def test_events_reach_exactly_the_entitled_rooms(
 
     # Sentinel: an event of the outsider's own project arrives after
     # everything of project p was emitted; nothing of p came before it.
-    q_item, q_completer, _ = _first_step(seeded, q)
+    q_item, q_completer, _ = first_step(seeded, q)
     assert (await live.complete(q, q_item, q_completer)).status_code == 200
     await c_log.wait_for(lambda log: len(log.named("alerts_refresh")) >= 1)
     assert {e.data.get("projectId") for e in c_log.events} == {q}
@@ -178,7 +104,7 @@ async def test_malformed_payloads_get_error_acks_and_hurt_no_one(
 ) -> None:
     live = await start_live()
     p = seeded.project_ids[0]
-    item, completer, assignee = _first_step(seeded, p)
+    item, completer, assignee = first_step(seeded, p)
     client, _log = await live.client(completer)
     _bystander, b_log = await live.client(assignee, [p])
     bad_subscribes: list[object] = [
@@ -213,7 +139,7 @@ async def test_no_room_auth_flaw_leaks_a_foreign_projects_events(
 ) -> None:
     live = await start_live(flaws=frozenset({Flaw.NO_ROOM_AUTH}))
     p, q = seeded.project_ids[:2]
-    item, completer, _ = _first_step(seeded, p)
+    item, completer, _ = first_step(seeded, p)
     outsider = seeded.members[q]["project_manager"]
     c, c_log = await live.client(outsider, [p])
     assert c.forbidden == []
@@ -242,7 +168,7 @@ async def test_a_rolled_back_completion_sends_nothing(
     flaws = frozenset({Flaw.EMIT_BEFORE_COMMIT}) if flawed else frozenset()
     live = await start_live(hooks=FailOnce("before_commit"), flaws=flaws)
     p = seeded.project_ids[0]
-    item, completer, assignee = _first_step(seeded, p)
+    item, completer, assignee = first_step(seeded, p)
     _a, a_log = await live.client(assignee, [p])
 
     failed = await live.complete(p, item, completer)
