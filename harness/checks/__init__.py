@@ -1,0 +1,52 @@
+"""The checker role: pure functions of a history (plus final reads) to a verdict.
+
+Every checker has the signature ``(history, final=None, **options) ->
+CheckResult`` and answers ``valid`` ``True`` / ``False`` / ``"unknown"``
+(the history lacks what it needs) with figures, counterexamples and, where it
+measures an SLO metric, ``measurements``. They are composed by name with
+:func:`run_checks` and :func:`merge_validity`.
+
+======================  =================================================================
+name                    verifies (measures)
+======================  =================================================================
+no_duplicates           never two ACTIVE alerts per project step, in every ``alerts``
+                        snapshot and the final read (``duplication_rate``)
+delivery                every committed alert reached every entitled client: lost,
+                        duplicated, reordered, late (``delivery_rate``)
+no_phantoms             no alert received that was never committed
+no_leaks                no alert to another user, no event of a foreign project
+queries_per_request     pg_stat_statements delta / ok requests (``queries_per_request``)
+generation_latency      request -> commit from the intended start (``generation_p99_ms``)
+delivery_latency        commit -> receipt (``delivery_p99_ms``)
+reconnection            heal -> client back (``reconnection_p99_ms``)
+======================  =================================================================
+"""
+
+from harness.checks.delivery import delivery
+from harness.checks.duplicates import no_duplicates
+from harness.checks.latency import delivery_latency, generation_latency, reconnection
+from harness.checks.leaks import no_leaks
+from harness.checks.phantoms import no_phantoms
+from harness.checks.queries import queries_per_request
+from harness.checks.registry import CHECKERS, Checker, collect_measurements, register, run_checks
+from harness.checks.result import CheckResult, FinalState, Validity, merge_validity
+
+__all__ = [
+    "CHECKERS",
+    "CheckResult",
+    "Checker",
+    "FinalState",
+    "Validity",
+    "collect_measurements",
+    "delivery",
+    "delivery_latency",
+    "generation_latency",
+    "merge_validity",
+    "no_duplicates",
+    "no_leaks",
+    "no_phantoms",
+    "queries_per_request",
+    "reconnection",
+    "register",
+    "run_checks",
+]
