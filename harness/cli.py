@@ -22,7 +22,7 @@ from rich.table import Table
 
 from harness import __version__
 from harness.errors import AlertbenchError, ConfigError
-from harness.stack import PROVIDERS, Stack, StackConfig, reap_leftovers, start_stack
+from harness.stack import PROVIDERS, AppSpec, Stack, StackConfig, reap_leftovers, start_stack
 
 __all__ = ["main"]
 
@@ -48,6 +48,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -97,21 +107,53 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start, run a real query and a Redis command, print, stop, and exit",
     )
+    up.add_argument(
+        "--app",
+        action="store_true",
+        help="also run the reference pipeline (API, Socket.IO, worker, relay) behind the app proxy",
+    )
+    up.add_argument(
+        "--flaw",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --app: switch a named flaw on (repeatable)",
+    )
+    up.add_argument(
+        "--app-processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="with --app: server processes (Socket.IO emits cross them through Redis)",
+    )
     stack_commands.add_parser(
         "reap", help="stop and remove what killed alertbench processes left behind"
     )
 
+    serve = commands.add_parser(
+        "serve",
+        help="run the reference pipeline against a stack (python -m reference_impl)",
+        description="Run the reference pipeline (API, Socket.IO, queue worker, relay). "
+        "Every argument after 'serve' goes to python -m reference_impl; see 'serve --help'.",
+        add_help=False,
+    )
+    serve.add_argument("app_args", nargs=argparse.REMAINDER)
+
     faults = commands.add_parser("faults", help="the embedded Toxiproxy-compatible fault proxy")
     faults_commands = faults.add_subparsers(dest="faults_command", metavar="ACTION", required=True)
-    serve = faults_commands.add_parser(
+    faults_serve = faults_commands.add_parser(
         "serve",
         help="run the embedded Toxiproxy-compatible server until Ctrl-C",
         description="Serve Toxiproxy's v2 HTTP API on 127.0.0.1, so Toxiproxy's own CLI, "
         "toxiproxy-python or any Toxiproxy client can drive it.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8474, help="API port (default 8474, 0 = any)")
-    serve.add_argument(
+    faults_serve.add_argument(
+        "--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)"
+    )
+    faults_serve.add_argument(
+        "--port", type=_port, default=8474, help="API port (default 8474, 0 = any)"
+    )
+    faults_serve.add_argument(
         "--seed", type=_seed, default=None, help="seed of toxicity rolls and jitter (reproducible)"
     )
     return parser
@@ -150,6 +192,9 @@ def _stack_table(stack: Stack, checked: dict[str, str] | None) -> Table:
         stack.redis.url,
         f"{stack.startup_s.get('redis', 0.0):.2f} s",
     )
+    for index, url in enumerate(stack.app_urls):
+        flaws = ", ".join(sorted(stack.app.spec.flaws)) if stack.app else ""
+        table.add_row(f"app{index or ''}", "reference_impl", url, flaws or "no flaw")
     table.caption = f"ready in {stack.startup_s['total']:.2f} s"
     if checked:
         table.caption += " · checked: " + checked["postgres"].split(" on ")[0] + ", redis PONG"
@@ -176,8 +221,13 @@ def _print_stack(stack: Stack, checked: dict[str, str] | None, as_json: bool, ou
 
 def _cmd_stack_up(args: argparse.Namespace, out: Console) -> int:
     config = StackConfig.from_env(provider=args.stack, startup_timeout_s=args.startup_timeout)
+    if (args.flaw or args.app_processes != 1) and not args.app:
+        raise ConfigError("--flaw/--app-processes", "only make sense with --app")
+    spec = AppSpec(flaws=frozenset(args.flaw), processes=args.app_processes) if args.app else None
     with start_stack(config) as stack:
         try:
+            if spec is not None:
+                stack.start_app(spec)
             checked = stack.check() if args.check else None
             _print_stack(stack, checked, args.json, out)
             # Hold until SIGINT or SIGTERM, which both arrive as
@@ -220,6 +270,12 @@ def _cmd_faults_serve(args: argparse.Namespace, out: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alertbench`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        # Everything after 'serve' belongs to the app's own parser (--help too).
+        from reference_impl.__main__ import main as app_main
+
+        return app_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],

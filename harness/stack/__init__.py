@@ -6,14 +6,18 @@
 """
 
 from harness.stack._process import reap_leftovers
+from harness.stack.app import DEFAULT_TOKEN_SECRET, AppProcesses, AppSpec
 from harness.stack.config import PROVIDERS, SERVICES, ProviderName, ServiceName, StackConfig
 from harness.stack.core import Stack, choose_providers, start_stack
 from harness.stack.databases import DatabaseFactory
 from harness.stack.endpoints import PostgresEndpoint, RedisEndpoint
 
 __all__ = [
+    "DEFAULT_TOKEN_SECRET",
     "PROVIDERS",
     "SERVICES",
+    "AppProcesses",
+    "AppSpec",
     "DatabaseFactory",
     "PostgresEndpoint",
     "ProviderName",

@@ -16,16 +16,19 @@ import atexit
 import concurrent.futures
 import dataclasses
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from harness.errors import StackUnavailable
+from harness.errors import StackStartError, StackUnavailable
 from harness.stack import _sql
 from harness.stack._net import LOOPBACK, redis_ping
 from harness.stack._process import RunDir, reap_leftovers
+from harness.stack.app import AppProcesses, AppSpec, launch_app
 from harness.stack.config import SERVICES, ProviderName, ServiceName, StackConfig
 from harness.stack.docker import DockerServices, docker_unavailable_reason
 from harness.stack.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_unavailable_reason
@@ -105,7 +108,47 @@ class Stack:
     startup_s: dict[str, float]
     run_dir: RunDir | None = None
     docker: DockerServices | None = None
+    #: The reference pipeline, once :meth:`start_app` ran.
+    app: AppProcesses | None = None
+    #: URL of each app process through its proxy (``app``, ``app1``, ...).
+    app_urls: list[str] = field(default_factory=list)
+    tmp_root: Path | None = None
     _closed: bool = field(default=False, repr=False)
+
+    def start_app(self, spec: AppSpec | None = None, *, startup_timeout_s: float = 60.0) -> str:
+        """Run the reference pipeline on this stack; return its (proxied) URL.
+
+        The app's processes are children of the stack and stop with it.
+        """
+        if self.app is not None:
+            raise StackStartError("the app is already running on this stack")
+        spec = spec or AppSpec()
+        if self.run_dir is None:
+            self.run_dir = RunDir.create(self.tmp_root or Path(tempfile.gettempdir()))
+        rows = _sql.fetch(
+            self.postgres_direct.dsn, "SELECT 1 FROM pg_database WHERE datname = $1", spec.database
+        )
+        if not rows:
+            _sql.execute(self.postgres_direct.dsn, [f'CREATE DATABASE "{spec.database}"'])
+        self.app = launch_app(
+            self.run_dir,
+            spec,
+            pg_dsn=self.postgres.dsn_for(spec.database),
+            redis_url=self.redis.url,
+            startup_timeout_s=startup_timeout_s,
+        )
+        for index, direct in enumerate(self.app.direct_urls):
+            name = "app" if index == 0 else f"app{index}"
+            port = self.add_proxy(name, LOOPBACK, int(direct.rsplit(":", 1)[1]))
+            self.app_urls.append(f"http://{LOOPBACK}:{port}")
+        return self.app_urls[0]
+
+    @property
+    def app_url(self) -> str:
+        """The first app process, through the ``app`` proxy."""
+        if not self.app_urls:
+            raise StackStartError("the app is not running: call start_app() first")
+        return self.app_urls[0]
 
     def add_proxy(self, name: str, host: str, port: int) -> int:
         """Put a named proxy in front of ``host:port``; return its listen port."""
@@ -165,6 +208,16 @@ class Stack:
             },
             "startup_s": {k: round(v, 3) for k, v in self.startup_s.items()},
             "run_dir": str(self.run_dir.path) if self.run_dir else None,
+            "app": (
+                {
+                    "urls": list(self.app_urls),
+                    "direct_urls": list(self.app.direct_urls),
+                    "flaws": sorted(self.app.spec.flaws),
+                    "database": self.app.spec.database,
+                }
+                if self.app is not None
+                else None
+            ),
         }
 
     def __enter__(self) -> Stack:
@@ -284,6 +337,7 @@ def start_stack(config: StackConfig | None = None) -> Stack:
             startup_s=timings,
             run_dir=run_dir,
             docker=docker,
+            tmp_root=config.tmp_root,
         )
         atexit.register(stack.close)
         return stack

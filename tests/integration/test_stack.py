@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 import redis
 
 from harness.faults import ToxiproxyClient
-from harness.stack import Stack, StackConfig, start_stack
+from harness.stack import AppSpec, Stack, StackConfig, start_stack
 from harness.stack._net import port_is_open
 from harness.stack._process import RECORD
 from harness.stack.docker import docker_unavailable_reason
@@ -230,3 +231,21 @@ def test_sigkilled_owner_is_reaped_by_the_next_start(tmp_root: Path) -> None:
     while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     _assert_nothing_left(pids, [], run_dir)
+
+
+async def test_the_app_runs_behind_its_proxy_and_stops_with_the_stack(tmp_root: Path) -> None:
+    with start_stack(StackConfig(provider="embedded", tmp_root=tmp_root)) as stack:
+        url = stack.start_app(AppSpec(flaws=frozenset({"no_retry"})))
+        assert stack.app is not None
+        assert url == f"http://127.0.0.1:{stack.proxies['app']}"
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+            health = await http.get("/healthz")
+            assert health.status_code == 200
+            openapi = (await http.get("/openapi.json")).json()
+            assert "/api/alerts/generate" in openapi["paths"]
+        assert stack.run_dir is not None
+        run_dir = stack.run_dir.path
+        pids = _child_pids(run_dir)
+        assert len(pids) == 4  # postgres, redis, toxiproxy, app
+        ports = [*_ports(stack), int(stack.app.direct_urls[0].rsplit(":", 1)[1])]
+    _assert_nothing_left(pids, ports, run_dir)

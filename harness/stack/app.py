@@ -1,0 +1,139 @@
+"""The system under test as processes of the stack: ``python -m reference_impl``.
+
+:func:`start_app` launches N server processes of the reference pipeline
+against the stack's (proxied) Postgres and Redis, each behind its own named
+Toxiproxy proxy (``app``, ``app1``, ...), so that client -> app is a hop
+faults can cut like the others. With several processes, Socket.IO emits go
+through python-socketio's Redis manager and only the first runs the relay.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from harness.errors import ConfigError, StackStartError
+from harness.stack._net import LOOPBACK, free_port
+from harness.stack._process import ManagedProcess, RunDir
+
+__all__ = ["DEFAULT_TOKEN_SECRET", "AppProcesses", "AppSpec", "launch_app"]
+
+#: The reference pipeline's development secret (127.0.0.1 only).
+DEFAULT_TOKEN_SECRET = "alertbench-dev-secret-not-for-production"
+_POLL_S = 0.05
+_PORT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSpec:
+    """How to run the reference pipeline."""
+
+    #: Named flaws to switch on (validated by the app; see ``reference_impl.Flaw``).
+    flaws: frozenset[str] = frozenset()
+    #: Server processes; emits cross processes through Redis when > 1.
+    processes: int = 1
+    #: Run a queue worker in each process.
+    worker: bool = True
+    #: Database on the stack's Postgres (created if missing).
+    database: str = "alertbench"
+    #: HS256 secret of bearer tokens; the harness mints tokens with it.
+    token_secret: str = DEFAULT_TOKEN_SECRET
+    #: Extra command-line arguments for ``python -m reference_impl``.
+    extra_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.processes <= 32:
+            raise ConfigError("processes", f"must be in 1..32, got {self.processes}")
+        if len(self.token_secret) < 32:
+            raise ConfigError("token_secret", "must be at least 32 characters")
+
+
+@dataclass
+class AppProcesses:
+    """The running app: one entry per process, in launch order."""
+
+    spec: AppSpec
+    #: ``http://127.0.0.1:<port>`` of each process, direct (no proxy).
+    direct_urls: list[str]
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return all(p.alive() for p in self.processes)
+
+
+def _healthy(url: str, timeout_s: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout_s) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _argv(spec: AppSpec, index: int, pg_dsn: str, redis_url: str, port: int) -> list[str]:
+    argv = [sys.executable, "-m", "reference_impl", "--pg-dsn", pg_dsn, "--redis-url", redis_url]
+    argv += ["--host", LOOPBACK, "--port", str(port), "--log-level", "WARNING"]
+    argv += ["--token-secret", spec.token_secret]
+    for flaw in sorted(spec.flaws):
+        argv += ["--flaw", flaw]
+    if spec.processes > 1:
+        argv.append("--socketio-redis")
+    if index > 0:
+        argv.append("--no-relay")
+    if not spec.worker:
+        argv.append("--no-worker")
+    return [*argv, *spec.extra_args]
+
+
+def launch_app(
+    run_dir: RunDir,
+    spec: AppSpec,
+    *,
+    pg_dsn: str,
+    redis_url: str,
+    startup_timeout_s: float,
+) -> AppProcesses:
+    """Launch the processes one after another (the first migrates the schema)."""
+    app = AppProcesses(spec, [])
+    for index in range(spec.processes):
+        name = "app" if index == 0 else f"app{index}"
+        last_log = ""
+        for _ in range(_PORT_ATTEMPTS):
+            port = free_port()
+            proc = run_dir.spawn(
+                name, _argv(spec, index, pg_dsn, redis_url, port), stop_signal=signal.SIGTERM
+            )
+            url = f"http://{LOOPBACK}:{port}"
+            if _wait_healthy(proc, url, startup_timeout_s):
+                app.processes.append(proc)
+                app.direct_urls.append(url)
+                break
+            last_log = proc.log_tail()
+            proc.stop()
+            if "address already in use" not in last_log.lower():
+                raise StackStartError(f"the app ({name}) did not start:\n{last_log}")
+        else:
+            raise StackStartError(f"the app ({name}) found no free port:\n{last_log}")
+    return app
+
+
+def _wait_healthy(proc: ManagedProcess, url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            return False
+        if _healthy(url):
+            return True
+        time.sleep(_POLL_S)
+    raise StackStartError(
+        f"the app at {url} was not healthy after {timeout_s:g} s:\n{proc.log_tail()}"
+    )
+
+
+def flaw_names(flaws: Iterable[str]) -> frozenset[str]:
+    """Normalise flaw names the way the app does (``no-retry`` -> ``no_retry``)."""
+    return frozenset(f.strip().lower().replace("-", "_") for f in flaws if f.strip())
