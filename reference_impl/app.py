@@ -58,6 +58,10 @@ class CompleteResponse(BaseModel):
     nextLineItemId: int | None
     workflowComplete: bool
     alert: dict[str, Any] | None
+    committedAtMs: float = Field(
+        description="Server wall clock (epoch ms) right after the commit: where end-to-end "
+        "delivery latency starts."
+    )
 
 
 class QueuedResponse(BaseModel):
@@ -220,6 +224,7 @@ def create_app(
             nextLineItemId=result.next_line_item_id,
             workflowComplete=result.workflow_complete,
             alert=result.alert.to_json() if result.alert else None,
+            committedAtMs=round(result.committed_at * 1000, 3),
         )
 
     @app.get("/api/users/{user_id}/alerts", tags=["alerts"])

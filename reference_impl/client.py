@@ -97,9 +97,13 @@ class ClientEvent:
 
     name: str
     data: dict[str, Any]
+    #: The client's clock (``time.monotonic()`` unless another was given).
     received_at: float
     #: ``live`` for a pushed event, ``sync`` for catch-up.
     via: str = "live"
+    #: Wall clock (``time.time()``) at receipt, comparable with the server's
+    #: ``committedAtMs`` on the same machine.
+    received_wall: float = field(default_factory=time.time)
 
 
 @dataclass

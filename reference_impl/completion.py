@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from typing import Literal, Protocol
 
@@ -99,6 +100,9 @@ class CompletionResult:
     completed_alert_ids: list[int]
     affected_user_ids: frozenset[int]
     """Users whose alert list changed (cache invalidation targets)."""
+    committed_at: float = 0.0
+    """Wall-clock time (``time.time()``) right after the commit returned: the
+    start of end-to-end delivery latency (commit -> receipt)."""
 
     @property
     def workflow_complete(self) -> bool:
@@ -212,6 +216,7 @@ async def complete_line_item(
             await emitter.emit(alert)
         await hooks.after("before_commit", project_id)
 
+    committed_at = time.time()
     affected = {r["assigned_to_id"] for r in completed if r["assigned_to_id"] is not None}
     if alert is not None and alert.assigned_to_id is not None:
         affected.add(alert.assigned_to_id)
@@ -222,4 +227,5 @@ async def complete_line_item(
         alert=alert,
         completed_alert_ids=[r["id"] for r in completed],
         affected_user_ids=frozenset(affected),
+        committed_at=committed_at,
     )

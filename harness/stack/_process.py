@@ -141,6 +141,13 @@ class RunDir:
             self._write_record()
         return proc
 
+    def forget(self, proc: ManagedProcess) -> None:
+        """Drop a child that was stopped on purpose from the record."""
+        with self._lock:
+            if proc in self.children:
+                self.children.remove(proc)
+                self._write_record()
+
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop the children (last started first) and delete the directory."""
         with self._lock:

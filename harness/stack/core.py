@@ -143,6 +143,21 @@ class Stack:
             self.app_urls.append(f"http://{LOOPBACK}:{port}")
         return self.app_urls[0]
 
+    def stop_app(self, *, timeout_s: float = 15.0) -> None:
+        """Stop the app's processes and remove their proxies (the database stays)."""
+        if self.app is None:
+            return
+        for proc in reversed(self.app.processes):
+            proc.stop(timeout_s)
+            if self.run_dir is not None:
+                self.run_dir.forget(proc)
+        names = ["app" if i == 0 else f"app{i}" for i in range(len(self.app.processes))]
+        delete_proxies(self.toxiproxy, names)
+        for name in names:
+            self.proxies.pop(name, None)
+        self.app = None
+        self.app_urls.clear()
+
     @property
     def app_url(self) -> str:
         """The first app process, through the ``app`` proxy."""
