@@ -1,7 +1,8 @@
 """Latency histograms: HdrHistogram in microseconds, read and written in milliseconds.
 
 Range 1 µs .. 60 s at 3 significant digits (0.1 % relative error). Values
-outside the range are clamped to it and counted in :attr:`LatencyRecorder.clipped`,
+under 1 µs are recorded as 1 µs; negative values and values over 60 s are
+clamped into range and counted in :attr:`LatencyRecorder.clipped`,
 so a stall longer than 60 s still shows as "at least 60 s" instead of vanishing.
 """
 
@@ -68,6 +69,7 @@ class LatencySummary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencySummary:
         """Inverse of :meth:`to_dict`."""
+
         def ms(key: str) -> float | None:
             value = data.get(key)
             return None if value is None else float(value)
@@ -101,10 +103,11 @@ class LatencyRecorder:
         if not math.isfinite(value_ms):
             raise ValueError(f"latency must be a finite number of ms, got {value_ms!r}")
         value_us = round(value_ms * _US_PER_MS)
-        if value_us < 1 or value_us > _HIGHEST_US:
+        if value_ms < 0 or value_us > _HIGHEST_US:
             self.clipped += 1
             return min(max(value_us, 1), _HIGHEST_US)
-        return int(value_us)
+        # Below the resolution (e.g. zero lag on a virtual clock) is not out of range.
+        return max(int(value_us), 1)
 
     def record(self, value_ms: float, *, count: int = 1) -> None:
         """Record one latency (``count`` times)."""

@@ -41,8 +41,10 @@ def test_an_empty_recorder_answers_none_not_zero() -> None:
 def test_out_of_range_values_are_clamped_and_counted() -> None:
     r = LatencyRecorder()
     r.record(120_000.0)  # 2 minutes: over the 60 s ceiling
-    r.record(0.0)
+    r.record(-1.0)  # a clock went backwards
+    r.record(0.0)  # under the resolution: recorded as 1 µs, not clipped
     assert r.clipped == 2
+    assert r.min_ms == pytest.approx(0.001)
     assert r.max_ms == pytest.approx(60_000, rel=1e-3)
     with pytest.raises(ValueError, match="finite"):
         r.record(float("nan"))
