@@ -11,8 +11,11 @@ Fixtures
 ``pg_template_setup`` (session)
     Override it to return an ``async (dsn) -> None`` that applies your schema
     to the template database; every ``pg_dsn`` is a clone of it.
+``alertbench_templates`` (session)
+    A :class:`harness.stack.TemplateRegistry`: one template per schema setup.
 ``alertbench_databases`` (session)
-    The :class:`harness.stack.DatabaseFactory` behind ``pg_dsn``.
+    The :class:`harness.stack.DatabaseFactory` behind ``pg_dsn``; override it
+    in a folder's conftest to give that folder another schema.
 ``pg_dsn`` (function)
     DSN (through the ``postgres`` proxy) of a fresh database cloned from the
     template and dropped afterwards, so a test never sees another test's rows.
@@ -36,7 +39,14 @@ import pytest
 import redis
 
 from harness.errors import AlertbenchError
-from harness.stack import PROVIDERS, DatabaseFactory, Stack, StackConfig, start_stack
+from harness.stack import (
+    PROVIDERS,
+    DatabaseFactory,
+    Stack,
+    StackConfig,
+    TemplateRegistry,
+    start_stack,
+)
 from harness.stack.databases import TemplateSetup
 
 MARKERS = {
@@ -93,13 +103,21 @@ def pg_template_setup() -> TemplateSetup | None:
 
 
 @pytest.fixture(scope="session")
+def alertbench_templates(alertbench_stack: Stack) -> Iterator[TemplateRegistry]:
+    """Template databases by schema setup; all dropped at the end of the session."""
+    registry = TemplateRegistry(alertbench_stack.postgres_direct, alertbench_stack.postgres)
+    yield registry
+    registry.drop_all()
+
+
+@pytest.fixture(scope="session")
 def alertbench_databases(
-    alertbench_stack: Stack, pg_template_setup: TemplateSetup | None
-) -> Iterator[DatabaseFactory]:
-    factory = DatabaseFactory(alertbench_stack.postgres_direct, alertbench_stack.postgres)
-    factory.create_template(pg_template_setup)
-    yield factory
-    factory.drop_all()
+    alertbench_templates: TemplateRegistry, pg_template_setup: TemplateSetup | None
+) -> DatabaseFactory:
+    """The factory behind ``pg_dsn``. Override it in a folder's conftest to give
+    that folder's tests another schema, e.g.
+    ``return alertbench_templates.factory(my_migrate)``."""
+    return alertbench_templates.factory(pg_template_setup)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from harness.stack._process import reap_leftovers
 from harness.stack.app import DEFAULT_TOKEN_SECRET, AppProcesses, AppSpec
 from harness.stack.config import PROVIDERS, SERVICES, ProviderName, ServiceName, StackConfig
 from harness.stack.core import Stack, choose_providers, start_stack
-from harness.stack.databases import DatabaseFactory
+from harness.stack.databases import DatabaseFactory, TemplateRegistry
 from harness.stack.endpoints import PostgresEndpoint, RedisEndpoint
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ServiceName",
     "Stack",
     "StackConfig",
+    "TemplateRegistry",
     "choose_providers",
     "reap_leftovers",
     "start_stack",

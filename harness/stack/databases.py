@@ -17,7 +17,7 @@ from harness.errors import ConfigError
 from harness.stack import _sql
 from harness.stack.endpoints import PostgresEndpoint
 
-__all__ = ["DatabaseFactory", "TemplateSetup"]
+__all__ = ["DatabaseFactory", "TemplateRegistry", "TemplateSetup"]
 
 #: Applies a schema to the database at the given DSN.
 TemplateSetup = Callable[[str], Awaitable[None]]
@@ -95,3 +95,42 @@ class DatabaseFactory:
             [f"DROP DATABASE IF EXISTS {_quote_ident(r['datname'])} WITH (FORCE)" for r in rows],
         )
         self._template_ready = False
+
+
+@dataclass
+class TemplateRegistry:
+    """One template (and factory) per schema setup, built on first use.
+
+    Suites that need different schemas share one server without sharing a
+    template: ``registry.factory(migrate)`` builds a template with
+    ``migrate`` applied the first time and hands out its factory after that.
+    """
+
+    server: PostgresEndpoint
+    clients: PostgresEndpoint | None = None
+    _factories: dict[tuple[object, bool], DatabaseFactory] = field(default_factory=dict)
+
+    def factory(
+        self, setup: TemplateSetup | None = None, *, proxied: bool = True
+    ) -> DatabaseFactory:
+        """The factory whose template has ``setup`` applied.
+
+        Its clones are reached through ``clients`` when ``proxied`` (faults
+        apply), else directly (benchmarks that measure the pipeline alone).
+        """
+        key = (setup, proxied)
+        if key not in self._factories:
+            factory = DatabaseFactory(
+                self.server,
+                self.clients if proxied else None,
+                prefix=f"alertbench_{os.getpid()}_{len(self._factories)}",
+            )
+            factory.create_template(setup)
+            self._factories[key] = factory
+        return self._factories[key]
+
+    def drop_all(self) -> None:
+        """Drop every template and clone made through this registry."""
+        for factory in self._factories.values():
+            factory.drop_all()
+        self._factories.clear()

@@ -1,22 +1,21 @@
 """Fixtures for the reference pipeline on the real stack (Postgres + Redis).
 
 Every test gets its own database cloned from a template that already carries
-the schema (``ri_databases``), and an empty Redis.
+the schema (``alertbench_databases``), and an empty Redis.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from ri_support import Api, Live, StartApi, StartLive, serve_in_process
 
-from harness.stack import DatabaseFactory, Stack
+from harness.stack import DatabaseFactory, TemplateRegistry
 from reference_impl import AppConfig, create_app, create_asgi_app, migrate_dsn
 from reference_impl.alerts import AlertEmitter
 from reference_impl.completion import CompletionHooks
@@ -25,29 +24,9 @@ from reference_impl.seed import SeedResult, SeedSpec, seed
 
 
 @pytest.fixture(scope="session")
-def ri_databases(alertbench_stack: Stack) -> Iterator[DatabaseFactory]:
-    """Test databases cloned from a template that carries the reference schema.
-
-    A factory of its own rather than an override of the plugin's session-wide
-    ``pg_template_setup``: that template is shared by the whole session, and
-    other suites (tests/integration/test_databases.py) need it empty.
-    """
-    factory = DatabaseFactory(
-        alertbench_stack.postgres_direct,
-        alertbench_stack.postgres,
-        prefix=f"alertbench_{os.getpid()}_ri",
-    )
-    factory.create_template(migrate_dsn)
-    yield factory
-    factory.drop_all()
-
-
-@pytest.fixture
-def pg_dsn(ri_databases: DatabaseFactory) -> Iterator[str]:
-    """A fresh database with the reference schema, dropped after the test."""
-    dsn = ri_databases.clone()
-    yield dsn
-    ri_databases.drop(dsn)
+def alertbench_databases(alertbench_templates: TemplateRegistry) -> DatabaseFactory:
+    """Test databases cloned from a template that carries the reference schema."""
+    return alertbench_templates.factory(migrate_dsn)
 
 
 @pytest.fixture

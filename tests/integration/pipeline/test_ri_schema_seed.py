@@ -93,17 +93,17 @@ async def _snapshot(dsn: str, spec: SeedSpec) -> tuple[SeedResult, list[tuple[ob
 
 
 async def test_seed_is_deterministic_for_a_seed_and_differs_across_seeds(
-    pg_dsn: str, ri_databases: DatabaseFactory
+    pg_dsn: str, alertbench_databases: DatabaseFactory
 ) -> None:
-    other, third = ri_databases.clone(), ri_databases.clone()
+    other, third = alertbench_databases.clone(), alertbench_databases.clone()
     try:
         spec = SeedSpec(projects=20, seed=42)
         first, rows_a = await _snapshot(pg_dsn, spec)
         second, rows_b = await _snapshot(other, spec)
         _, rows_c = await _snapshot(third, SeedSpec(projects=20, seed=43))
     finally:
-        ri_databases.drop(other)
-        ri_databases.drop(third)
+        alertbench_databases.drop(other)
+        alertbench_databases.drop(third)
     assert first == second
     assert rows_a == rows_b
     assert rows_a != rows_c
