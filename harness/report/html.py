@@ -1,0 +1,310 @@
+"""The self-contained HTML report: one file, inline CSS and SVG, no scripts, no external assets."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any, Final
+
+from harness.metrics import STANDARD_PERCENTILES
+from harness.report._svg import Series, Shade, line_chart
+from harness.report.baseline import Comparison
+from harness.report.results import RunResults, SelfCheckCell
+
+__all__ = ["render_html"]
+
+_CSS: Final = " ".join(
+    [
+        "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;",
+        "color:#1f2937;padding:0 1rem}",
+        "h1{font-size:1.5rem;margin-bottom:.2rem}",
+        "h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #e5e7eb}",
+        "table{border-collapse:collapse;margin:.5rem 0;width:100%}",
+        "th,td{padding:.3rem .6rem;border:1px solid #e5e7eb;text-align:left;vertical-align:top}",
+        "th{background:#f9fafb}td.num{text-align:right;font-variant-numeric:tabular-nums}",
+        ".pass,.match{background:#dcfce7;color:#14532d}",
+        ".fail,.mismatch{background:#fee2e2;color:#7f1d1d}",
+        ".unknown,.invalid,.error{background:#fef9c3;color:#713f12}",
+        ".badge{display:inline-block;padding:.15rem .6rem;border-radius:.3rem;font-weight:600}",
+        ".muted{color:#6b7280}",
+        "pre{background:#f3f4f6;padding:.5rem;overflow:auto;max-height:20rem}",
+        "svg.chart{max-width:100%;height:auto;background:#fff}",
+        "svg .grid{stroke:#e5e7eb}svg .axis{stroke:#9ca3af}",
+        "svg .tick,svg .legend,svg .label{font-size:11px;fill:#4b5563}",
+        "svg .fault{fill:#f97316;fill-opacity:.18}",
+    ]
+)
+
+# Percentile p maps to log10(1 / (1 - p)): 90 % -> 1, 99 % -> 2, 99.9 % -> 3 (HdrHistogram style).
+_PCT_TICKS: Final = [(0.0, "0%"), (1.0, "90%"), (2.0, "99%"), (3.0, "99.9%"), (4.0, "99.99%")]
+_PCT_CAP: Final = 5.0
+
+
+def _pct_x(percentile: float) -> float:
+    rest = 1.0 - percentile / 100.0
+    return _PCT_CAP if rest <= 10**-_PCT_CAP else min(_PCT_CAP, math.log10(1.0 / rest))
+
+
+def _num(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        text = f"{value:.4g}" if abs(value) < 1e6 else f"{value:.3e}"
+    else:
+        text = str(value)
+    return escape(f"{text} {unit}".strip())
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, cls: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _td(text: str, cls: str = "") -> str:
+    return f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
+
+
+def _header(r: RunResults) -> str:
+    facts = [
+        ("run", r.run_id),
+        ("scenario", r.scenario),
+        ("seed", str(r.seed)),
+        ("started", r.started_at),
+        ("finished", r.finished_at),
+        ("exit code", str(r.exit_code)),
+    ]
+    items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
+    errors = "".join(f"<pre class='error'>{escape(e)}</pre>" for e in r.errors)
+    config = escape(json.dumps({"config": r.config, "stack": r.stack}, indent=2, default=str))
+    return (
+        f"<h1>alertbench: {escape(r.scenario)} "
+        f'<span class="badge {escape(r.verdict)}">{escape(r.verdict.upper())}</span></h1>'
+        f"<table>{items}</table>{errors}"
+        f"<details><summary>configuration and stack</summary><pre>{config}</pre></details>"
+    )
+
+
+def _generator(r: RunResults) -> str:
+    g = r.generator
+    if g is None:
+        return ""
+    valid = bool(g.get("valid", True))
+    status = "valid" if valid else f"INVALID: {g.get('invalid_reason')}"
+    keys = [
+        ("planned", ""), ("launched", ""), ("completed", ""), ("planned_rate_per_s", "/s"),
+        ("achieved_rate_per_s", "/s"), ("p99_lag_ms", "ms"), ("max_lag_ms", "ms"),
+        ("late_starts", ""), ("cap_hits", ""), ("peak_in_flight", ""),
+    ]  # fmt: skip
+    rows = [[_td(escape(k)), _td(_num(g.get(k), unit), "num")] for k, unit in keys if k in g]
+    return (
+        "<h2>Load generator</h2>"
+        f'<p><span class="badge {"pass" if valid else "invalid"}">{escape(status)}</span></p>'
+        + _table(["figure", "value"], rows)
+    )
+
+
+def _slos(r: RunResults) -> str:
+    if not r.slos:
+        return ""
+    rows = [
+        [
+            _td(f"<b>{escape(v.name)}</b><br><span class='muted'>{escape(v.description)}</span>"),
+            _td(_num(v.measured, v.unit), "num"),
+            _td(escape(f"{v.op} ") + _num(v.target, v.unit), "num"),
+            _td(
+                _num(v.margin, v.unit)
+                + ("" if v.margin_pct is None else f" ({v.margin_pct:+.1f} %)"),
+                "num",
+            ),
+            _td(escape(v.status.upper()), v.status),
+        ]
+        for v in r.slos
+    ]
+    return "<h2>Service-level objectives</h2>" + _table(
+        ["SLO", "measured", "target", "margin", "verdict"], rows
+    )
+
+
+def _checks(r: RunResults) -> str:
+    if not r.checks:
+        return ""
+    rows = []
+    for c in r.checks:
+        label, cls = (
+            ("VALID", "pass")
+            if c.valid is True
+            else ("INVALID", "fail")
+            if c.valid is False
+            else ("UNKNOWN", "unknown")
+        )
+        details = ""
+        if c.counterexamples:
+            more = c.counterexample_total - len(c.counterexamples)
+            text = json.dumps(list(c.counterexamples), indent=2, default=str)
+            details = (
+                f"<details><summary>{c.counterexample_total} counterexample(s)"
+                f"{f', {more} not shown' if more > 0 else ''}</summary>"
+                f"<pre>{escape(text, quote=False)}</pre></details>"
+            )
+        counts = ", ".join(f"{k}={_num(v)}" for k, v in c.counts.items())
+        rows.append(
+            [
+                _td(f"<b>{escape(c.name)}</b>"),
+                _td(escape(label), cls),
+                _td(escape(c.summary) + f"<br><span class='muted'>{counts}</span>" + details),
+            ]
+        )
+    return "<h2>Checkers</h2>" + _table(["checker", "verdict", "details"], rows)
+
+
+def _latency(r: RunResults) -> str:
+    if not r.latencies:
+        return ""
+    pcts = [p for p in STANDARD_PERCENTILES if p < 100]
+    headers = ["histogram", "count", *(f"p{p:g}" for p in pcts), "max", "mean"]
+    rows = []
+    series = []
+    for name, metric in sorted(r.latencies.items()):
+        s = metric.summary
+        values = {50.0: s.p50_ms, 90.0: s.p90_ms, 95.0: s.p95_ms, 99.0: s.p99_ms, 99.9: s.p999_ms}
+        rows.append(
+            [_td(escape(name)), _td(_num(s.count), "num")]
+            + [_td(_num(values.get(p), "ms"), "num") for p in pcts]
+            + [_td(_num(s.max_ms, "ms"), "num"), _td(_num(s.mean_ms, "ms"), "num")]
+        )
+        try:
+            points = [(_pct_x(p), ms) for p, ms in metric.recorder().distribution()]
+        except ValueError:
+            points = []
+        if points:
+            series.append(Series(name, points))
+    chart = line_chart(
+        series,
+        title="Latency by percentile",
+        x_label="percentile",
+        y_label="latency (ms)",
+        x_ticks=_PCT_TICKS,
+    )
+    return "<h2>Latency</h2>" + _table(headers, rows) + chart
+
+
+def _shades(r: RunResults, end_s: float) -> list[Shade]:
+    return [
+        Shade(f.start_s, f.end_s if f.end_s is not None else end_s, f.label, f.kind)
+        for f in r.faults
+    ]
+
+
+def _timeline(r: RunResults) -> str:
+    if not r.timeline and not r.faults:
+        return ""
+    end_s = max([b.t_s for b in r.timeline] + [f.end_s or f.start_s for f in r.faults] + [0.0])
+    series = [
+        Series(f"p{label}", [(b.t_s, v) for b in r.timeline if (v := getattr(b, attr)) is not None])
+        for label, attr in (("50", "p50_ms"), ("99", "p99_ms"), ("max", "max_ms"))
+    ]
+    chart = line_chart(
+        [s for s in series if s.points],
+        title="Latency over time (faults shaded)",
+        x_label="seconds since start",
+        y_label="latency (ms)",
+        shades=_shades(r, end_s),
+    )
+    faults = ""
+    if r.faults:
+        rows = [
+            [
+                _td(escape(f.label)),
+                _td(escape(f.kind)),
+                _td(escape(f.target)),
+                _td(_num(f.start_s, "s"), "num"),
+                _td(_num(f.end_s, "s") if f.end_s is not None else "never healed", "num"),
+            ]
+            for f in r.faults
+        ]
+        faults = _table(["fault", "kind", "target", "start", "heal"], rows)
+    return "<h2>Timeline</h2>" + chart + faults
+
+
+def _self_check(cells: Sequence[SelfCheckCell]) -> str:
+    if not cells:
+        return ""
+    scenarios = sorted({c.scenario for c in cells})
+    flaws = sorted({c.flaw for c in cells}, key=lambda f: (f != "none", f))
+    by = {(c.scenario, c.flaw): c for c in cells}
+    rows = []
+    for scenario in scenarios:
+        row = [_td(f"<b>{escape(scenario)}</b>")]
+        for flaw in flaws:
+            cell = by.get((scenario, flaw))
+            if cell is None:
+                row.append(_td("—"))
+                continue
+            title = escape(cell.reason, quote=True)
+            text = f"expected {escape(cell.expected)}<br>actual {escape(cell.actual)}"
+            cls = "match" if cell.matches else "mismatch"
+            row.append(f'<td class="{cls}" title="{title}">{text}</td>')
+        rows.append(row)
+    matched = sum(c.matches for c in cells)
+    return (
+        "<h2>Self-check matrix (scenario x flaw)</h2>"
+        f"<p>{matched}/{len(cells)} cells as expected.</p>" + _table(["scenario", *flaws], rows)
+    )
+
+
+def _queries(r: RunResults) -> str:
+    q = r.queries
+    if not q or not q.get("deltas"):
+        return ""
+    rows = [
+        [
+            _td(f"<code>{escape(str(d.get('query', '')))}</code>"),
+            _td(_num(d.get("calls")), "num"),
+            _td(_num(d.get("total_exec_time_ms"), "ms"), "num"),
+        ]
+        for d in q["deltas"][:25]
+    ]
+    return "<h2>Server-side statements</h2>" + _table(["statement", "calls", "time"], rows)
+
+
+def _baseline(c: Comparison | None) -> str:
+    if c is None:
+        return ""
+    rows = [
+        [
+            _td(escape(row.figure)),
+            _td(_num(row.baseline), "num"),
+            _td(_num(row.current), "num"),
+            _td("—" if row.ratio is None else f"{row.ratio:.2f}x", "num"),
+            _td(escape(row.change), {"better": "pass", "worse": "fail"}.get(row.change, "")),
+        ]
+        for row in c.rows
+    ]
+    return f"<h2>Compared with {escape(c.baseline_run_id)}</h2>" + _table(
+        ["figure", "baseline", "current", "ratio", "change"], rows
+    )
+
+
+def render_html(results: RunResults, *, baseline: Comparison | None = None) -> str:
+    """The report as one HTML document (no JavaScript, no external references)."""
+    body = "".join(
+        [
+            _header(results),
+            _slos(results),
+            _checks(results),
+            _generator(results),
+            _latency(results),
+            _timeline(results),
+            _queries(results),
+            _self_check(results.self_check),
+            _baseline(baseline),
+        ]
+    )
+    title = escape(f"alertbench {results.scenario} {results.run_id}")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{_CSS}</style></head><body>{body}</body></html>\n"
+    )

@@ -1,0 +1,72 @@
+"""A run's directory: ``<reports>/<run-id>/`` with every artefact, and a ``latest`` link.
+
+reports/
+  20260129T101500Z-load-1a2b3c/
+    results.json  history.jsonl  report.html  junit.xml
+  latest -> 20260129T101500Z-load-1a2b3c
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness.history import Event, write_jsonl
+from harness.report.baseline import Comparison
+from harness.report.html import render_html
+from harness.report.junit import to_junit_xml
+from harness.report.results import RunResults, write_results
+
+__all__ = ["LATEST", "new_run_id", "write_run"]
+
+LATEST = "latest"
+"""Name of the symlink to the newest run."""
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def new_run_id(scenario: str, *, now: dt.datetime | None = None, suffix: str | None = None) -> str:
+    """``<UTC timestamp>-<scenario>-<random hex>``: sortable by time, safe as a file name."""
+    when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    tail = suffix if suffix is not None else secrets.token_hex(3)
+    return "-".join(part for part in (when, _SAFE.sub("_", scenario), tail) if part)
+
+
+def write_run(
+    results: RunResults,
+    directory: str | os.PathLike[str],
+    *,
+    history: Iterable[Event] | None = None,
+    baseline: Comparison | None = None,
+) -> Path:
+    """Write ``results.json``, ``history.jsonl``, ``report.html`` and ``junit.xml`` into
+    ``directory/<run_id>/`` and point ``directory/latest`` at it; returns the run's directory.
+
+    ``history.jsonl`` is written empty (header only) without a history.
+    """
+    if not results.run_id or _SAFE.search(results.run_id) or results.run_id in (".", ".."):
+        raise ValueError(f"run_id must be a plain file name, got {results.run_id!r}")
+    root = Path(directory)
+    run_dir = root / results.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_results(results, run_dir / "results.json")
+    write_jsonl(history if history is not None else (), run_dir / "history.jsonl")
+    (run_dir / "report.html").write_text(render_html(results, baseline=baseline), "utf-8")
+    (run_dir / "junit.xml").write_text(to_junit_xml(results), "utf-8")
+    _point_latest(root, results.run_id)
+    return run_dir
+
+
+def _point_latest(root: Path, run_id: str) -> None:
+    # Replace atomically: a reader never sees a missing or half-made link.
+    link = root / LATEST
+    tmp = root / f".{LATEST}.{os.getpid()}.{secrets.token_hex(3)}"
+    os.symlink(run_id, tmp, target_is_directory=True)
+    try:
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
