@@ -78,12 +78,18 @@ def _header(r: RunResults) -> str:
     ]
     items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
     errors = "".join(f"<pre class='error'>{escape(e)}</pre>" for e in r.errors)
-    config = escape(json.dumps({"config": r.config, "stack": r.stack}, indent=2, default=str))
+    config = escape(
+        json.dumps({"config": r.config, "stack": r.stack}, indent=2, default=str), quote=False
+    )
+    extra = ""
+    if r.extra:
+        text = escape(json.dumps(r.extra, indent=2, default=str), quote=False)
+        extra = f"<details><summary>scenario data</summary><pre>{text}</pre></details>"
     return (
         f"<h1>alertbench: {escape(r.scenario)} "
         f'<span class="badge {escape(r.verdict)}">{escape(r.verdict.upper())}</span></h1>'
         f"<table>{items}</table>{errors}"
-        f"<details><summary>configuration and stack</summary><pre>{config}</pre></details>"
+        f"<details><summary>configuration and stack</summary><pre>{config}</pre></details>" + extra
     )
 
 

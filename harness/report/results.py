@@ -173,6 +173,8 @@ class RunResults:
     """Self-check matrix cells, when this run is a self-check."""
     errors: tuple[str, ...] = ()
     """Harness failures (each makes the verdict ``error``)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Scenario-specific JSON data, shown in the report as is."""
     unknown_fails: bool = True
     """Whether ``unknown`` verdicts made the run exit 2."""
     schema_version: int = SCHEMA_VERSION
@@ -202,6 +204,7 @@ class RunResults:
             "timeline": [_fields(b) for b in self.timeline],
             "self_check": [_fields(c) for c in self.self_check],
             "errors": list(self.errors),
+            "extra": self.extra,
         }
 
     @classmethod
@@ -236,6 +239,7 @@ class RunResults:
                 timeline=tuple(TimelineBucket(**b) for b in data.get("timeline") or ()),
                 self_check=tuple(SelfCheckCell(**c) for c in data.get("self_check") or ()),
                 errors=tuple(data.get("errors") or ()),
+                extra=dict(data.get("extra") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ResultsFormatError(f"malformed results: {type(exc).__name__}: {exc}") from None
@@ -295,6 +299,7 @@ def make_results(
     self_check: Sequence[SelfCheckCell] = (),
     errors: Sequence[str] = (),
     unknown_fails: bool = True,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunResults:
     """Assemble a :class:`RunResults`, computing the verdict and exit code."""
     gen = dict(generator) if generator is not None else None
@@ -330,6 +335,7 @@ def make_results(
         timeline=tuple(timeline),
         self_check=tuple(self_check),
         errors=tuple(errors),
+        extra=dict(extra or {}),
     )
 
 

@@ -70,6 +70,7 @@ def sample_results(*, run_id: str = "20260101T000000Z-load-aaaaaa") -> RunResult
         generator={"planned": 20, "launched": 20, "valid": True, "achieved_rate_per_s": 2.0},
         latencies={"generation.corrected": corrected},
         counters={"requests": 20},
+        extra={"subscribers": 3},
         queries={"deltas": [{"query": "SELECT 1", "calls": 40, "total_exec_time_ms": 3.0}]},
         checks=checks,
         slos=slos,
@@ -214,6 +215,7 @@ def test_html_is_self_contained_and_shows_slos_checks_and_matrix() -> None:
     assert "never healed" in page  # the latency fault has no heal
     assert "Self-check matrix" in page
     assert "1/2 cells as expected" in page
+    assert '"subscribers": 3' in page
     assert '"alert_id": 5' in page  # the lost alert as a counterexample
 
 
