@@ -14,7 +14,10 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -129,6 +132,42 @@ def build_parser() -> argparse.ArgumentParser:
     stack_commands.add_parser(
         "reap", help="stop and remove what killed alertbench processes left behind"
     )
+
+    run = commands.add_parser(
+        "run",
+        help="run scenarios against the reference pipeline and judge them (exit 0/1/2)",
+        description="Start the stack, run each scenario (default: the main suite), check the "
+        "history, judge the SLOs and write reports/<run-id>/ (results.json, history.jsonl, "
+        "report.html, junit.xml). Exit 0: all checks and SLOs pass; 1: a breach; 2: the "
+        "harness could not give a trustworthy verdict.",
+    )
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="see `alertbench list`")
+    run.add_argument("--projects", type=_positive_int, default=None, help="projects to seed")
+    run.add_argument(
+        "--rate", type=_positive_float, default=None, metavar="PER_S", help="operations per second"
+    )
+    run.add_argument(
+        "--duration", type=_positive_float, default=None, metavar="SECONDS", help="load duration"
+    )
+    run.add_argument("--seed", type=_seed, default=1, help="seed of data, schedule and faults")
+    run.add_argument("--slo", type=Path, default=None, metavar="FILE", help="SLO file (TOML)")
+    run.add_argument(
+        "--slo-override",
+        action="append",
+        default=[],
+        metavar="NAME=TARGET",
+        help="override one SLO target, e.g. generation_p99_ms=50 (repeatable)",
+    )
+    run.add_argument(
+        "--flaw", action="append", default=[], metavar="NAME", help="switch a flaw on (repeatable)"
+    )
+    run.add_argument("--app-processes", type=_positive_int, default=1, metavar="N")
+    run.add_argument(
+        "--reports-dir", type=Path, default=Path("reports"), help="where reports go (./reports)"
+    )
+    _add_stack_flags(run)
+
+    commands.add_parser("list", help="list the scenarios")
 
     serve = commands.add_parser(
         "serve",
@@ -250,6 +289,94 @@ def _cmd_stack_reap(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_list(args: argparse.Namespace, out: Console) -> int:
+    from scenarios import MAIN_SUITE, SCENARIOS
+
+    table = Table(title="alertbench scenarios")
+    table.add_column("scenario")
+    table.add_column("main suite")
+    table.add_column("what it does")
+    for name, scenario in SCENARIOS.items():
+        table.add_row(name, "yes" if name in MAIN_SUITE else "", scenario.summary)
+    out.print(table)
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace, out: Console) -> int:
+    import scenarios as suite
+    from harness.report import new_run_id
+    from harness.runner import RunOptions, run_scenarios
+    from harness.scenario import RunParams
+
+    chosen = suite.get(list(args.scenarios) or list(suite.MAIN_SUITE))
+    defaults = RunParams()
+    params = RunParams(
+        projects=args.projects or defaults.projects,
+        rate_per_s=args.rate or defaults.rate_per_s,
+        duration_s=args.duration or defaults.duration_s,
+        seed=args.seed,
+        flaws=frozenset(args.flaw),
+        app_processes=args.app_processes,
+    )
+    options = RunOptions(
+        slo_file=args.slo,
+        slo_overrides=tuple(args.slo_override),
+        reports_dir=args.reports_dir,
+        run_id=new_run_id("run", suffix=""),
+    )
+    # Fail on a bad SLO file or override before starting anything.
+    from harness.slo import load_slos
+
+    for scenario in chosen:
+        load_slos(args.slo, scenario=scenario.slos, overrides=list(args.slo_override))
+    config = StackConfig.from_env(
+        provider=args.stack, startup_timeout_s=args.startup_timeout, seed=args.seed
+    )
+
+    def progress(line: str) -> None:
+        out.print(f"[dim]{datetime.now():%H:%M:%S}[/] {escape(line)}", highlight=False)
+
+    progress(f"run {options.run_id}: {', '.join(s.name for s in chosen)}")
+    with start_stack(config) as stack:
+        progress(f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})")
+        results = asyncio.run(
+            run_scenarios(chosen, stack, params, options=options, progress=progress)
+        )
+    for result in results:
+        out.print(_results_table(result))
+    for result in results:
+        out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
+    return max(r.exit_code for r in results)
+
+
+def _results_table(result: Any) -> Table:
+    colour = {"pass": "green", "fail": "red"}.get(result.verdict, "yellow")
+    table = Table(title=f"{result.scenario}: [{colour}]{result.verdict.upper()}[/]")
+    table.add_column("check / SLO")
+    table.add_column("verdict")
+    table.add_column("detail", overflow="fold")
+    for check in result.checks:
+        mark = {True: "pass", False: "FAIL"}.get(check.valid, "unknown")
+        table.add_row(check.name, mark, escape(check.summary))
+    for slo in result.slos:
+        measured = "n/a" if slo.measured is None else f"{slo.measured:.4g}"
+        table.add_row(
+            f"SLO {slo.name}",
+            slo.status if slo.status != "fail" else "FAIL",
+            f"{measured} {slo.unit} ({slo.op} {slo.target:g})",
+        )
+    if result.generator is not None:
+        gen = result.generator
+        table.add_row(
+            "generator",
+            "valid" if gen.get("valid") else "INVALID",
+            escape(str(gen.get("invalid_reason") or "")),
+        )
+    for error in result.errors:
+        table.add_row("error", "ERROR", escape(error))
+    return table
+
+
 def _cmd_faults_serve(args: argparse.Namespace, out: Console) -> int:
     from harness.faults import EmbeddedToxiproxy
 
@@ -288,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("stack", "up"): _cmd_stack_up,
         ("stack", "reap"): _cmd_stack_reap,
         ("faults", "serve"): _cmd_faults_serve,
+        ("run", ""): _cmd_run,
+        ("list", ""): _cmd_list,
     }
     action = getattr(args, f"{args.command}_command", "")
     handler = handlers[(args.command, action)]

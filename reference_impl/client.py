@@ -126,6 +126,7 @@ class AlertClient:
         rng: random.Random | None = None,
         rejoin: bool = True,
         on_event: Callable[[ClientEvent], None] | None = None,
+        on_session: Callable[[str, dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
@@ -137,6 +138,7 @@ class AlertClient:
         self._token = token
         self._rng = rng or random.Random(0)
         self._on_event = on_event
+        self._on_session = on_session or (lambda kind, details: None)
         self._clock = clock
         self._state = _State()
         self._stopping = False
@@ -174,11 +176,13 @@ class AlertClient:
     async def start(self) -> None:
         """Connect, subscribe and sync once; raise if the first connect fails."""
         await self._connect()
+        self._on_session("connect", {"at": self._clock()})
         await self._after_connect(first=True)
 
     async def stop(self) -> None:
         """Disconnect and stop reconnecting."""
         self._stopping = True
+        self._on_session("close", {"at": self._clock()})
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -209,11 +213,14 @@ class AlertClient:
             return
         for project_id in self.projects:
             ack = await self.call("subscribe_project", {"projectId": project_id})
-            if not (isinstance(ack, dict) and ack.get("ok")) and project_id not in self.forbidden:
+            if isinstance(ack, dict) and ack.get("ok"):
+                self._on_session("subscribe", {"at": self._clock(), "project_id": project_id})
+            elif project_id not in self.forbidden:
                 self.forbidden.append(project_id)
         caught_up = await self._sync()
         if self.reconnects and not first:
             self.reconnects[-1].caught_up = caught_up
+            self._on_session("caught_up", {"at": self._clock()})
         self.subscribed.set()
 
     async def _sync(self) -> int:
@@ -252,6 +259,7 @@ class AlertClient:
             return
         text = str(reason) if reason is not None else "unknown"
         self.reconnects.append(ReconnectRecord(disconnected_at=self._clock(), reason=text))
+        self._on_session("disconnect", {"at": self._clock(), "reason": text})
         if self._reconnect_task is None or self._reconnect_task.done():
             immediate = "server" in text.lower()
             self._reconnect_task = asyncio.create_task(self._reconnect(immediate=immediate))
@@ -273,6 +281,7 @@ class AlertClient:
                 logger.debug("reconnection attempt %d failed: %r", attempt, exc)
                 continue
             record.connected_at = self._clock()
+            self._on_session("reconnect", {"at": record.connected_at})
             self.disconnected.clear()
             self.reconnected.set()
             try:

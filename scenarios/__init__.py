@@ -1,1 +1,28 @@
-"""Scenario suites, one module per scenario family (load, faults, delivery, ...)."""
+"""Scenario suites, one module per scenario family.
+
+``SCENARIOS`` maps a name to its scenario; ``alertbench list`` shows them and
+``alertbench run NAME ...`` runs them. ``MAIN_SUITE`` is what the README's
+main command runs.
+"""
+
+from __future__ import annotations
+
+from harness.errors import ConfigError
+from harness.scenario import Scenario
+from scenarios.delivery import DeliveryScenario
+from scenarios.load import LoadScenario
+
+__all__ = ["MAIN_SUITE", "SCENARIOS", "get"]
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (LoadScenario(), DeliveryScenario())}
+MAIN_SUITE: tuple[str, ...] = ("load", "delivery")
+
+
+def get(names: list[str]) -> list[Scenario]:
+    """The scenarios named, in order; an unknown name is a ConfigError listing the known ones."""
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise ConfigError(
+            "scenario", f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(SCENARIOS)}"
+        )
+    return [SCENARIOS[n] for n in names]

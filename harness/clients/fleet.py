@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from reference_impl.client import AlertClient, ClientEvent, ReconnectPolicy, ReconnectRecord
 
@@ -60,6 +61,7 @@ class SubscriberFleet:
         *,
         token_for: Callable[[int], str],
         on_event: Callable[[int, ClientEvent], None] | None = None,
+        on_session: Callable[[int, str, dict[str, Any]], None] | None = None,
         policy: ReconnectPolicy | None = None,
         seed: int = 0,
         rejoin: bool = True,
@@ -86,6 +88,7 @@ class SubscriberFleet:
                 rng=random.Random(seed * 1_000_003 + sub.user_id),
                 rejoin=rejoin,
                 on_event=_bind(on_event, sub.user_id) if on_event else None,
+                on_session=_bind_session(on_session, sub.user_id) if on_session else None,
             )
 
     async def start(self, *, timeout_s: float = 120.0) -> FleetStart:
@@ -145,5 +148,14 @@ def _bind(
 ) -> Callable[[ClientEvent], None]:
     def handler(event: ClientEvent) -> None:
         on_event(user_id, event)
+
+    return handler
+
+
+def _bind_session(
+    on_session: Callable[[int, str, dict[str, Any]], None], user_id: int
+) -> Callable[[str, dict[str, Any]], None]:
+    def handler(kind: str, details: dict[str, Any]) -> None:
+        on_session(user_id, kind, details)
 
     return handler

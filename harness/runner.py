@@ -1,0 +1,210 @@
+"""Run scenarios end to end: stack, data, app, workload, checks, SLOs, report.
+
+For each scenario, :func:`run_scenario`:
+
+1. creates a database of its own on the stack's Postgres and loads the
+   seeded data set (``--projects``, ``--seed``) with the reference schema;
+2. starts the reference pipeline on it, with the requested flaws, behind the
+   ``app`` proxy;
+3. runs the scenario, which drives the workload and records the history;
+4. heals and drains (the scenario's job), stops the app, reads the final
+   state directly (not through the proxies);
+5. runs the scenario's checkers on the history and the final state, judges
+   the SLOs on their measurements, and writes ``reports/<run-id>/``.
+
+Exit codes: 0 every check and SLO passed, 1 a check or SLO failed, 2 the
+harness could not produce a trustworthy verdict (error, invalid generator,
+unknown measurement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.checks import CheckResult, FinalState, collect_measurements, run_checks
+from harness.errors import AlertbenchError, ConfigError
+from harness.history import Commit, History, Receive
+from harness.metrics import LatencyRecorder
+from harness.report import (
+    RunResults,
+    fault_spans,
+    latency_timeline,
+    make_results,
+    new_run_id,
+    write_run,
+)
+from harness.scenario import RunParams, Scenario, ScenarioContext, announced_alert
+from harness.slo import evaluate, load_slos
+from harness.stack import AppSpec, Stack, _sql
+from harness.workload import GeneratorReport
+from reference_impl.schema import migrate_dsn
+from reference_impl.seed import SeedResult, SeedSpec, seed_dsn
+
+__all__ = ["RunOptions", "delivery_latencies", "run_scenario", "run_scenarios"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """What the CLI asked for, beyond the scenario parameters."""
+
+    slo_file: Path | None = None
+    slo_overrides: tuple[str, ...] = ()
+    reports_dir: Path = Path("reports")
+    run_id: str | None = None
+
+
+def delivery_latencies(history: History) -> dict[str, LatencyRecorder]:
+    """Commit -> receipt (ms) per live event type, from the history."""
+    commits = {c.alert_id: c.mono_s for c in history.of_type(Commit)}
+    recorders: dict[str, LatencyRecorder] = {}
+    for r in history.of_type(Receive):
+        alert_id = announced_alert(r)
+        if r.via != "live" or alert_id not in commits:
+            continue
+        name = f"delivery.{r.event}"
+        if name not in recorders:
+            recorders[name] = LatencyRecorder(name)
+        # Clamp at 0: the commit time is the server's wall clock, the receipt
+        # the client's monotonic one converted; they agree to well under 1 ms.
+        recorders[name].record(max(0.0, (r.mono_s - commits[alert_id]) * 1000.0))
+    return recorders
+
+
+def _generator_dict(report: GeneratorReport | None) -> dict[str, Any] | None:
+    return report.to_dict() if report is not None else None
+
+
+async def _prepare_database(stack: Stack, database: str, params: RunParams) -> SeedResult:
+    direct = stack.postgres_direct
+    await asyncio.to_thread(
+        _sql.execute,
+        direct.dsn,
+        [f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', f'CREATE DATABASE "{database}"'],
+    )
+    dsn = direct.dsn_for(database)
+    await migrate_dsn(dsn)
+    return await seed_dsn(dsn, SeedSpec(projects=params.projects, seed=params.seed))
+
+
+async def _final_state(stack: Stack, database: str) -> FinalState:
+    dsn = stack.postgres_direct.dsn_for(database)
+    alerts = await asyncio.to_thread(
+        _sql.fetch,
+        dsn,
+        "SELECT id, project_id, step_id, status, assigned_to_id FROM workflow_alerts",
+    )
+    members = await asyncio.to_thread(
+        _sql.fetch, dsn, "SELECT project_id, user_id, role FROM project_members"
+    )
+    return FinalState(alerts=alerts, memberships=members)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    stack: Stack,
+    params: RunParams,
+    *,
+    options: RunOptions,
+    run_id: str,
+    progress: Callable[[str], None] = lambda line: None,
+) -> RunResults:
+    """Run one scenario on a running stack and write its report."""
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # Validate the SLO layers before spending time on the run.
+    slos = load_slos(
+        options.slo_file, scenario=scenario.slos, overrides=list(options.slo_overrides)
+    )
+    history = History()
+    database = f"alertbench_{scenario.name}"
+    errors: list[str] = []
+    checks: list[CheckResult] = []
+    ctx: ScenarioContext | None = None
+    t0 = time.perf_counter()
+    try:
+        progress(f"{scenario.name}: seeding {params.projects} projects")
+        seeded = await _prepare_database(stack, database, params)
+        progress(f"{scenario.name}: starting the app (flaws: {sorted(params.flaws) or 'none'})")
+        spec = AppSpec(flaws=params.flaws, processes=params.app_processes, database=database)
+        await asyncio.to_thread(stack.start_app, spec)
+        ctx = ScenarioContext(
+            name=scenario.name,
+            params=params,
+            stack=stack,
+            history=history,
+            database=database,
+            seeded=seeded,
+            token_secret=spec.token_secret,
+        )
+        progress(f"{scenario.name}: running")
+        try:
+            await scenario.run(ctx)
+        finally:
+            await ctx.close_fleets()
+            await asyncio.to_thread(stack.stop_app)
+        final = await _final_state(stack, database)
+        progress(f"{scenario.name}: checking {len(history)} history events")
+        checks = run_checks(scenario.checks, history, final) + ctx.own_checks
+    except AlertbenchError:
+        raise
+    except Exception as exc:
+        logger.exception("scenario %s failed", scenario.name)
+        errors.append(f"{type(exc).__name__}: {exc}")
+    measurements = collect_measurements(checks)
+    verdicts = evaluate(slos, measurements)
+    latencies: dict[str, LatencyRecorder] = {}
+    generator = ctx.generator if ctx else None
+    if generator is not None:
+        latencies["request.corrected"] = generator.latency.corrected
+        latencies["request.raw"] = generator.latency.raw
+    latencies.update(delivery_latencies(history))
+    results = make_results(
+        run_id=f"{run_id}-{scenario.name}",
+        scenario=scenario.name,
+        started_at=started_at,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        seed=params.seed,
+        config={**params.to_dict(), "elapsed_s": round(time.perf_counter() - t0, 2)},
+        extra=dict(ctx.extra) if ctx else {},
+        stack=stack.describe(),
+        generator=_generator_dict(generator),
+        latencies=latencies,
+        checks=checks,
+        slos=verdicts,
+        faults=fault_spans(history),
+        timeline=latency_timeline(history, requests=("complete",)),
+        errors=errors,
+    )
+    write_run(results, options.reports_dir, history=history)
+    return results
+
+
+async def run_scenarios(
+    scenarios: Sequence[Scenario],
+    stack: Stack,
+    params: RunParams,
+    *,
+    options: RunOptions,
+    progress: Callable[[str], None] = lambda line: None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[RunResults]:
+    """Run scenarios one after another on one stack."""
+    if not scenarios:
+        raise ConfigError("scenarios", "name at least one (see `alertbench list`)")
+    run_id = options.run_id or new_run_id("suite")
+    results = []
+    for scenario in scenarios:
+        results.append(
+            await run_scenario(
+                scenario, stack, params, options=options, run_id=run_id, progress=progress
+            )
+        )
+    return results

@@ -1,0 +1,276 @@
+"""What a scenario is, and the context the runner hands it.
+
+A scenario is data plus one coroutine: its name, the checkers that judge it,
+the SLOs that apply (as overrides of the defaults), default parameters, and
+``run(ctx)``, which drives the workload against the app the runner started
+and records everything in ``ctx.history``. The runner does the rest: stack,
+database, seed data, app (with the requested flaws), final reads, checks,
+SLOs and the report (see :mod:`harness.runner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from harness.checks import CheckResult
+from harness.clients import Subscriber, SubscriberFleet
+from harness.errors import ConfigError
+from harness.history import History, Receive
+from harness.stack import Stack, _sql
+from harness.workload import GeneratorReport, OpFailed
+from reference_impl.auth import issue_token
+from reference_impl.client import ClientEvent, ReconnectPolicy
+from reference_impl.seed import SeedResult
+
+__all__ = ["RunParams", "Scenario", "ScenarioContext", "announced_alert"]
+
+
+def announced_alert(receipt: Receive) -> int | None:
+    """The alert a receipt is about: ``new_alert``'s own id, or a room event's ``alertId``."""
+    if receipt.alert_id is not None:
+        return int(receipt.alert_id)
+    payload = receipt.payload
+    if isinstance(payload, dict) and isinstance(payload.get("alertId"), int):
+        return int(payload["alertId"])
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunParams:
+    """The knobs of a run (CLI flags), validated on construction."""
+
+    #: Projects seeded (each with one member per role and a tracker).
+    projects: int = 1000
+    #: Open-loop arrival rate of the main operation, per second.
+    rate_per_s: float = 100.0
+    #: How long the measured load runs, in seconds.
+    duration_s: float = 10.0
+    #: Seed of everything random (data, schedules, jitter, faults).
+    seed: int = 1
+    #: Named flaws of the reference pipeline to switch on.
+    flaws: frozenset[str] = frozenset()
+    #: Server processes of the app.
+    app_processes: int = 1
+    #: Time allowed after the load for in-flight deliveries, in seconds.
+    drain_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.projects <= 1_000_000:
+            raise ConfigError("--projects", f"must be in 1..1000000, got {self.projects}")
+        if not 0 < self.rate_per_s <= 100_000:
+            raise ConfigError("--rate", f"must be in (0, 100000], got {self.rate_per_s}")
+        if not 0 < self.duration_s <= 24 * 3600:
+            raise ConfigError("--duration", f"must be in (0, 86400] s, got {self.duration_s}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError("--seed", f"must be in [0, 2**63), got {self.seed}")
+        if not 0 <= self.drain_s <= 600:
+            raise ConfigError("--drain", f"must be in [0, 600] s, got {self.drain_s}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "projects": self.projects,
+            "rate_per_s": self.rate_per_s,
+            "duration_s": self.duration_s,
+            "seed": self.seed,
+            "flaws": sorted(self.flaws),
+            "app_processes": self.app_processes,
+            "drain_s": self.drain_s,
+        }
+
+
+@dataclass
+class ScenarioContext:
+    """Everything a scenario's ``run`` may use."""
+
+    name: str
+    params: RunParams
+    stack: Stack
+    history: History
+    #: Database of this scenario on the stack's Postgres.
+    database: str
+    seeded: SeedResult
+    token_secret: str
+    #: Set by the scenario when it drove an open-loop workload.
+    generator: GeneratorReport | None = None
+    #: Extra sections for the report (tables, figures), JSON-ready.
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: Verdicts the scenario reached itself (beyond the history checkers).
+    own_checks: list[CheckResult] = field(default_factory=list)
+    _fleets: list[SubscriberFleet] = field(default_factory=list)
+
+    # -- addresses ---------------------------------------------------------
+
+    @property
+    def app_url(self) -> str:
+        return self.stack.app_url
+
+    @property
+    def direct_dsn(self) -> str:
+        """The scenario's database, bypassing the proxy (set-up, final reads)."""
+        return self.stack.postgres_direct.dsn_for(self.database)
+
+    def token(self, user_id: int) -> str:
+        return issue_token(user_id, secret=self.token_secret)
+
+    def http(self, *, max_connections: int = 200, timeout_s: float = 10.0) -> httpx.AsyncClient:
+        """An HTTP client of the app (through the ``app`` proxy)."""
+        return httpx.AsyncClient(
+            base_url=self.app_url,
+            timeout=timeout_s,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    # -- operations --------------------------------------------------------
+
+    async def complete(
+        self, http: httpx.AsyncClient, project_id: int, line_item_id: int, user_id: int
+    ) -> dict[str, Any]:
+        """POST a completion; record the commit; 409/403/404 raise OpFailed.
+
+        For the open-loop driver: a returned value is ``ok``, :class:`OpFailed`
+        is ``fail`` (it definitely did not happen), anything else ``info``.
+        """
+        response = await http.post(
+            f"/api/projects/{project_id}/line-items/{line_item_id}/complete",
+            headers={"Authorization": f"Bearer {self.token(user_id)}"},
+        )
+        if response.status_code in (403, 404, 409):
+            raise OpFailed(f"{response.status_code} {response.json().get('detail', '')}")
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        alert = body.get("alert")
+        if alert is not None:
+            self.record_commit(alert, committed_wall_s=body["committedAtMs"] / 1000)
+        return body
+
+    def record_commit(
+        self, alert: Mapping[str, Any], *, committed_wall_s: float, op_id: int | None = None
+    ) -> None:
+        """Record an alert known committed at a (server) wall-clock time."""
+        mono = time.monotonic() - (time.time() - committed_wall_s)
+        self.history.commit(
+            alert_id=int(alert["id"]),
+            project_id=int(alert["projectId"]),
+            assignee_id=alert.get("assignedToId"),
+            step_id=alert.get("stepId"),
+            op_id=op_id,
+            mono_s=mono,
+        )
+
+    # -- clients -----------------------------------------------------------
+
+    def fleet(
+        self,
+        subscribers: Sequence[Subscriber],
+        *,
+        rejoin: bool = True,
+        policy: ReconnectPolicy | None = None,
+    ) -> SubscriberFleet:
+        """A fleet whose events and sessions land in the history."""
+        history = self.history
+
+        def on_event(user_id: int, event: ClientEvent) -> None:
+            # Only new_alert is "an alert for this user"; room events name the
+            # alert they announce in their payload (see room_alert_id).
+            alert_id = event.data.get("id") if event.name == "new_alert" else None
+            room_alert = event.data.get("alertId") if event.name != "new_alert" else None
+            history.receive(
+                f"c{user_id}",
+                user_id=user_id,
+                event=event.name,
+                alert_id=alert_id if isinstance(alert_id, int) else None,
+                project_id=event.data.get("projectId"),
+                via=event.via,
+                payload={"alertId": room_alert} if isinstance(room_alert, int) else None,
+                mono_s=event.received_at,
+            )
+
+        def on_session(user_id: int, kind: str, details: dict[str, Any]) -> None:
+            history.session(
+                f"c{user_id}",
+                kind,  # type: ignore[arg-type]  # AlertClient emits SESSION_TYPES only
+                user_id=user_id,
+                project_id=details.get("project_id"),
+                reason=details.get("reason"),
+                mono_s=details.get("at"),
+            )
+
+        fleet = SubscriberFleet(
+            self.stack.app_urls,
+            subscribers,
+            token_for=self.token,
+            on_event=on_event,
+            on_session=on_session,
+            policy=policy,
+            seed=self.params.seed,
+            rejoin=rejoin,
+        )
+        self._fleets.append(fleet)
+        return fleet
+
+    # -- database reads ----------------------------------------------------
+
+    async def snapshot_alerts(self) -> None:
+        """Record the alerts table (for no_duplicates)."""
+        rows = await asyncio.to_thread(
+            _sql.fetch,
+            self.direct_dsn,
+            "SELECT id, project_id, step_id, status, assigned_to_id FROM workflow_alerts",
+        )
+        self.history.snapshot("alerts", rows)
+
+    async def snapshot_pg_stat(self, label: str) -> None:
+        """Record this database's pg_stat_statements rows (for queries_per_request)."""
+        rows = await asyncio.to_thread(
+            _sql.fetch,
+            self.direct_dsn,
+            "SELECT queryid, query, calls, total_exec_time FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        self.history.snapshot("pg_stat_statements", rows, label=label)
+
+    async def drain(self, done: Callable[[], bool]) -> bool:
+        """Wait until ``done()`` (deliveries in flight arrived), at most ``drain_s``."""
+        deadline = time.monotonic() + self.params.drain_s
+        while not done():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def close_fleets(self) -> None:
+        for fleet in self._fleets:
+            await fleet.stop()
+        self._fleets.clear()
+
+
+class Scenario(Protocol):
+    """A scenario family member: data plus ``run``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def summary(self) -> str:
+        """One line for ``alertbench list`` and the report."""
+
+    @property
+    def checks(self) -> Mapping[str, Mapping[str, Any]]:
+        """Checkers by name, with options."""
+
+    @property
+    def slos(self) -> Mapping[str, Mapping[str, Any]]:
+        """SLO table overrides of the defaults (e.g. disable what does not apply)."""
+
+    async def run(self, ctx: ScenarioContext) -> None: ...
+
+
+ScenarioRun = Callable[[ScenarioContext], Awaitable[None]]

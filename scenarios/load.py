@@ -1,0 +1,140 @@
+"""``load``: many projects, their assignees connected, completions at a sustained rate.
+
+The seed's first testing-checklist item ("load test with 1000+ concurrent
+projects"). Every project's assignees of the coming steps are connected
+(one client per user) and subscribed to their project; batch generation
+creates every project's first alert; then completions arrive open-loop at
+``--rate`` for ``--duration``, project after project, round after round.
+Judged by every checker of the history and the SLOs except reconnection
+(there is no fault here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from harness.clients import Subscriber
+from harness.history import Commit, Receive
+from harness.scenario import ScenarioContext
+from harness.stack import _sql
+from harness.workload import constant_rate, run_open_loop
+
+__all__ = ["LoadScenario"]
+
+_GENERATE_CHUNK = 1000
+
+
+class LoadScenario:
+    name = "load"
+    summary = (
+        "N projects, one subscriber per assignee, batch generation for all, "
+        "open-loop completions at a sustained rate"
+    )
+    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "no_duplicates": {},
+        "delivery": {},
+        "no_phantoms": {},
+        "no_leaks": {},
+        "queries_per_request": {},
+        "generation_latency": {"requests": ("complete",)},
+        "delivery_latency": {},
+    }
+    slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {"reconnection_p99_ms": {"enabled": False}}
+
+    async def run(self, ctx: ScenarioContext) -> None:
+        seeded, params = ctx.seeded, ctx.params
+        projects = seeded.project_ids
+        items = seeded.active_line_items
+        total = max(1, math.ceil(params.rate_per_s * params.duration_s))
+        # Each round completes the current step of every project once; the
+        # workflow must have a next step for every round.
+        rounds = min(math.ceil(total / len(projects)), len(items) - 1)
+        total = min(total, rounds * len(projects))
+
+        # One client per user who will be assigned an alert: the first step's
+        # (batch generation) and the next step of every round.
+        rooms: dict[int, set[int]] = defaultdict(set)
+        for p in projects:
+            for item in items[: rounds + 1]:
+                rooms[seeded.members[p][item.responsible_role]].add(p)
+        fleet = ctx.fleet([Subscriber(u, tuple(sorted(ps))) for u, ps in sorted(rooms.items())])
+        started = await fleet.start()
+        ctx.extra["fleet"] = {
+            "clients": len(rooms),
+            "connected": started.connected,
+            "failed": len(started.failed),
+            "connect_s": round(started.seconds, 2),
+        }
+
+        async with ctx.http(max_connections=256) as http:
+            await self._generate_all(ctx, http, projects)
+            await ctx.snapshot_pg_stat("before")
+
+            async def complete(i: int) -> Any:
+                project = projects[i % len(projects)]
+                item = items[i // len(projects)]
+                user = seeded.members[project]["project_manager"]
+                return await ctx.complete(http, project, item.id, user)
+
+            ctx.generator = await run_open_loop(
+                constant_rate(params.rate_per_s, total / params.rate_per_s, seed=params.seed),
+                complete,
+                history=ctx.history,
+                max_in_flight=512,
+                deadline_s=total / params.rate_per_s + 30.0,
+                f="complete",
+                describe=lambda i: {
+                    "project_id": projects[i % len(projects)],
+                    "line_item_id": items[i // len(projects)].id,
+                },
+            )
+            await ctx.snapshot_pg_stat("after")
+
+        # Drain: every committed alert whose assignee is connected has arrived.
+        connected = set(rooms)
+        commits = {c.alert_id for c in ctx.history.of_type(Commit) if c.assignee_id in connected}
+
+        def delivered() -> bool:
+            got = {
+                r.alert_id
+                for r in ctx.history.of_type(Receive)
+                if r.event == "new_alert" and r.alert_id is not None
+            }
+            return commits <= got
+
+        ctx.extra["drained"] = await ctx.drain(delivered)
+        await ctx.snapshot_alerts()
+        await ctx.close_fleets()
+
+    async def _generate_all(self, ctx: ScenarioContext, http: Any, projects: list[int]) -> None:
+        """Batch generation for every project (the first step's alerts)."""
+        user = ctx.seeded.members[projects[0]]["project_manager"]
+        for start in range(0, len(projects), _GENERATE_CHUNK):
+            chunk = projects[start : start + _GENERATE_CHUNK]
+            op = ctx.history.invoke("runner", "generate", {"projects": len(chunk)})
+            response = await http.post(
+                "/api/alerts/generate",
+                json={"project_ids": chunk},
+                headers={"Authorization": f"Bearer {ctx.token(user)}"},
+            )
+            if response.status_code != 200:
+                ctx.history.info(op, f"{response.status_code} {response.text[:200]}")
+                continue
+            body = response.json()
+            done_wall = time.time()
+            ctx.history.ok(op, {k: body[k] for k in ("requested", "created")})
+            if body["alertIds"]:
+                rows = await asyncio.to_thread(
+                    _sql.fetch,
+                    ctx.direct_dsn,
+                    'SELECT id, project_id AS "projectId", assigned_to_id AS "assignedToId",'
+                    ' step_id AS "stepId" FROM workflow_alerts WHERE id = ANY($1::bigint[])',
+                    body["alertIds"],
+                )
+                for row in rows:
+                    ctx.record_commit(row, committed_wall_s=done_wall, op_id=op.op_id)
