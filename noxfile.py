@@ -25,6 +25,7 @@ def tests(session: nox.Session) -> None:
     session.run(
         "pytest",
         "tests",
+        "scenarios",
         "--benchmark-disable",
         "-p",
         "no:cacheprovider",

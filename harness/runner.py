@@ -30,7 +30,7 @@ from typing import Any
 
 from harness.checks import CheckResult, FinalState, collect_measurements, run_checks
 from harness.errors import AlertbenchError, ConfigError
-from harness.history import Commit, History, Receive
+from harness.history import Commit, History, Op, Receive
 from harness.metrics import LatencyRecorder
 from harness.report import (
     RunResults,
@@ -63,19 +63,32 @@ class RunOptions:
 
 
 def delivery_latencies(history: History) -> dict[str, LatencyRecorder]:
-    """Commit -> receipt (ms) per live event type, from the history."""
-    commits = {c.alert_id: c.mono_s for c in history.of_type(Commit)}
+    """Commit -> receipt (ms) per live event type, from the history.
+
+    Alerts created by batch generation (a burst of one commit per project)
+    are kept apart (``delivery.batch.<event>``) from those of the sustained
+    workload (``delivery.<event>``).
+    """
+    kinds = {op.op_id: op.f for op in history.of_type(Op) if op.type == "invoke"}
+    commits = {
+        c.alert_id: (
+            c.mono_s,
+            "batch." if c.op_id is not None and kinds.get(c.op_id) == "generate" else "",
+        )
+        for c in history.of_type(Commit)
+    }
     recorders: dict[str, LatencyRecorder] = {}
     for r in history.of_type(Receive):
         alert_id = announced_alert(r)
         if r.via != "live" or alert_id not in commits:
             continue
-        name = f"delivery.{r.event}"
+        committed, prefix = commits[alert_id]
+        name = f"delivery.{prefix}{r.event}"
         if name not in recorders:
             recorders[name] = LatencyRecorder(name)
         # Clamp at 0: the commit time is the server's wall clock, the receipt
         # the client's monotonic one converted; they agree to well under 1 ms.
-        recorders[name].record(max(0.0, (r.mono_s - commits[alert_id]) * 1000.0))
+        recorders[name].record(max(0.0, (r.mono_s - committed) * 1000.0))
     return recorders
 
 

@@ -56,11 +56,12 @@ class LoadScenario:
         rounds = min(math.ceil(total / len(projects)), len(items) - 1)
         total = min(total, rounds * len(projects))
 
-        # One client per user who will be assigned an alert: the first step's
-        # (batch generation) and the next step of every round.
+        # One client per user who will be assigned an alert by a completion
+        # (the next step of every round), subscribed to the project's room.
+        # With one round that is one client per project.
         rooms: dict[int, set[int]] = defaultdict(set)
         for p in projects:
-            for item in items[: rounds + 1]:
+            for item in items[1 : rounds + 1]:
                 rooms[seeded.members[p][item.responsible_role]].add(p)
         fleet = ctx.fleet([Subscriber(u, tuple(sorted(ps))) for u, ps in sorted(rooms.items())])
         started = await fleet.start()
@@ -71,9 +72,26 @@ class LoadScenario:
             "connect_s": round(started.seconds, 2),
         }
 
+        connected = set(rooms)
+
+        def delivered() -> bool:
+            commits = {
+                c.alert_id for c in ctx.history.of_type(Commit) if c.assignee_id in connected
+            }
+            got = {
+                r.alert_id
+                for r in ctx.history.of_type(Receive)
+                if r.event == "new_alert" and r.alert_id is not None
+            }
+            return commits <= got
+
         async with ctx.http(max_connections=256) as http:
-            await self._generate_all(ctx, http, projects)
+            # Statements are counted from here: batch generation and completions.
             await ctx.snapshot_pg_stat("before")
+            await self._generate_all(ctx, http, projects)
+            # Let the generation burst arrive before the sustained load, so
+            # neither disturbs the other's figures.
+            ctx.extra["drained_generation"] = await ctx.drain(delivered)
 
             async def complete(i: int) -> Any:
                 project = projects[i % len(projects)]
@@ -96,17 +114,6 @@ class LoadScenario:
             await ctx.snapshot_pg_stat("after")
 
         # Drain: every committed alert whose assignee is connected has arrived.
-        connected = set(rooms)
-        commits = {c.alert_id for c in ctx.history.of_type(Commit) if c.assignee_id in connected}
-
-        def delivered() -> bool:
-            got = {
-                r.alert_id
-                for r in ctx.history.of_type(Receive)
-                if r.event == "new_alert" and r.alert_id is not None
-            }
-            return commits <= got
-
         ctx.extra["drained"] = await ctx.drain(delivered)
         await ctx.snapshot_alerts()
         await ctx.close_fleets()

@@ -1,0 +1,77 @@
+"""The scenarios as pytest tests (``pytest scenarios/``, marker ``scenario``).
+
+At a reduced size that keeps CI fast: the reference passes every scenario,
+and flaws that a scenario exists to catch make it fail, for the right reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import scenarios
+from harness.report import RunResults
+from harness.runner import RunOptions, run_scenario
+from harness.scenario import RunParams
+from harness.stack import Stack, StackConfig, start_stack
+
+pytestmark = [pytest.mark.scenario, pytest.mark.integration]
+
+SMALL = RunParams(projects=60, rate_per_s=20.0, duration_s=3.0, seed=7, drain_s=10.0)
+
+
+@pytest.fixture(scope="module")
+def stack(alertbench_stack_config: StackConfig) -> Iterator[Stack]:
+    """A stack of this module's own: scenarios start and stop apps on it."""
+    with start_stack(alertbench_stack_config) as stack:
+        yield stack
+
+
+async def _run(
+    stack: Stack, name: str, tmp_path: Path, params: RunParams = SMALL
+) -> RunResults:
+    return await run_scenario(
+        scenarios.SCENARIOS[name],
+        stack,
+        params,
+        options=RunOptions(reports_dir=tmp_path),
+        run_id=f"test-{name}",
+    )
+
+
+def _failed(results: RunResults) -> set[str]:
+    return {c.name for c in results.checks if c.valid is False} | {
+        f"slo:{s.name}" for s in results.slos if s.status == "fail"
+    }
+
+
+@pytest.mark.parametrize("name", scenarios.MAIN_SUITE)
+async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> None:
+    results = await _run(stack, name, tmp_path)
+    assert results.errors == ()
+    assert _failed(results) == set(), [c.summary for c in results.checks]
+    assert all(c.valid is True for c in results.checks), [
+        (c.name, c.summary) for c in results.checks if c.valid is not True
+    ]
+    report = tmp_path / results.run_id
+    assert (report / "report.html").stat().st_size > 0
+    assert (report / "junit.xml").exists()
+    assert (report / "history.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "flaw", "caught_by"),
+    [
+        ("load", "n_plus_one", "slo:queries_per_request"),
+        ("delivery", "no_room_auth", "no_leaks"),
+    ],
+)
+async def test_a_flaw_makes_its_scenario_fail(
+    stack: Stack, name: str, flaw: str, caught_by: str, tmp_path: Path
+) -> None:
+    params = RunParams(**{**SMALL.to_dict(), "flaws": frozenset({flaw})})
+    results = await _run(stack, name, tmp_path, params)
+    assert caught_by in _failed(results), [(c.name, c.summary) for c in results.checks]
+    assert results.exit_code == 1
