@@ -50,13 +50,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=CURRENT)
 def scenarios(session: nox.Session) -> None:
-    """The main job: start the embedded stack, verify it, stop it.
+    """The main job: run the main scenario suite on the embedded stack.
 
-    The scenario suite and its HTML report replace this step as they land
-    (see CHANGELOG.md).
+    Writes reports/<run-id>/report.html (and results.json, history.jsonl,
+    junit.xml) per scenario; ``reports/latest`` points at the last one.
+    Arguments after ``--`` go to ``alertbench run`` (e.g. ``-- --projects 200``).
     """
     session.install("-e", ".")
-    session.run("alertbench", "stack", "up", "--stack", "embedded", "--check", *session.posargs)
+    session.run("alertbench", "run", "--stack", "embedded", *session.posargs)
 
 
 @nox.session(python=CURRENT)
