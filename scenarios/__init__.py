@@ -10,12 +10,15 @@ from __future__ import annotations
 from harness.errors import ConfigError
 from harness.scenario import Scenario
 from scenarios.delivery import DeliveryScenario
+from scenarios.indexes import IndexScenario
 from scenarios.load import LoadScenario
 
 __all__ = ["MAIN_SUITE", "SCENARIOS", "get"]
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (LoadScenario(), DeliveryScenario())}
-MAIN_SUITE: tuple[str, ...] = ("load", "delivery")
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (LoadScenario(), DeliveryScenario(), IndexScenario())
+}
+MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "indexes")
 
 
 def get(names: list[str]) -> list[Scenario]:

@@ -29,9 +29,7 @@ def stack(alertbench_stack_config: StackConfig) -> Iterator[Stack]:
         yield stack
 
 
-async def _run(
-    stack: Stack, name: str, tmp_path: Path, params: RunParams = SMALL
-) -> RunResults:
+async def _run(stack: Stack, name: str, tmp_path: Path, params: RunParams = SMALL) -> RunResults:
     return await run_scenario(
         scenarios.SCENARIOS[name],
         stack,
