@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
+from faults_support import IO_TIMEOUT_S, Hop
 
 from harness.faults import EmbeddedToxiproxy, ToxiproxyClient, ToxiproxyThread
 from harness.faults.testing import EchoServer
 
-IO_TIMEOUT_S = 5.0
-
-
-@dataclass
-class Hop:
-    server: EmbeddedToxiproxy
-    tp: ToxiproxyClient
-    echo: EchoServer
-    port: int
-
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with asyncio.timeout(IO_TIMEOUT_S):
-            return await asyncio.open_connection("127.0.0.1", self.port)
-
 
 @pytest.fixture
-async def hop() -> AsyncIterator[Hop]:
-    async with (
-        EchoServer() as echo,
-        EmbeddedToxiproxy(seed=3) as server,
-        ToxiproxyClient(server.url) as tp,
-    ):
-        proxy = await tp.create_proxy("app", upstream=echo.address)
-        yield Hop(server, tp, echo, proxy.listen_port)
+def hop_seed() -> int:
+    return 3
 
 
 async def _echo_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
+from faults_support import IO_TIMEOUT_S, Hop
 
 from harness.faults import (
     At,
     ConflictError,
-    EmbeddedToxiproxy,
     FaultEvent,
     InvalidFaultError,
     NotFoundError,
-    ToxiproxyClient,
     bandwidth,
     down,
     latency,
@@ -28,30 +25,16 @@ from harness.faults import (
     slow_close,
     timeout,
 )
-from harness.faults.testing import EchoServer
-
-IO_TIMEOUT_S = 5.0
-
-
-@dataclass
-class Hop:
-    tp: ToxiproxyClient
-    port: int
-
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with asyncio.timeout(IO_TIMEOUT_S):
-            return await asyncio.open_connection("127.0.0.1", self.port)
 
 
 @pytest.fixture
-async def hop() -> AsyncIterator[Hop]:
-    async with (
-        EchoServer() as echo,
-        EmbeddedToxiproxy(seed=9) as server,
-        ToxiproxyClient(server.url) as tp,
-    ):
-        proxy = await tp.create_proxy("postgres", upstream=echo.address)
-        yield Hop(tp, proxy.listen_port)
+def hop_seed() -> int:
+    return 9
+
+
+@pytest.fixture
+def hop_proxy() -> str:
+    return "postgres"
 
 
 async def test_client_errors_carry_status_and_message(hop: Hop) -> None:

@@ -8,38 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
+from faults_support import IO_TIMEOUT_S, Hop
 
-from harness.faults import EmbeddedToxiproxy, ToxiproxyClient
-from harness.faults.testing import EchoServer
 from harness.faults.toxics import slice_sizes
-
-IO_TIMEOUT_S = 5.0
-
-
-@dataclass
-class Hop:
-    tp: ToxiproxyClient
-    echo: EchoServer
-    port: int
-
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with asyncio.timeout(IO_TIMEOUT_S):
-            return await asyncio.open_connection("127.0.0.1", self.port)
 
 
 @pytest.fixture
-async def hop() -> AsyncIterator[Hop]:
-    async with (
-        EchoServer() as echo,
-        EmbeddedToxiproxy(seed=7) as server,
-        ToxiproxyClient(server.url) as tp,
-    ):
-        proxy = await tp.create_proxy("app", upstream=echo.address)
-        yield Hop(tp, echo, proxy.listen_port)
+def hop_seed() -> int:
+    return 7
 
 
 async def _round_trip(
