@@ -146,7 +146,14 @@ async def run_scenario(
         progress(f"{scenario.name}: seeding {params.projects} projects")
         seeded = await _prepare_database(stack, database, params)
         progress(f"{scenario.name}: starting the app (flaws: {sorted(params.flaws) or 'none'})")
-        spec = AppSpec(flaws=params.flaws, processes=params.app_processes, database=database)
+        # A scenario may ask for app options (e.g. fault injection inside the app).
+        app_args: tuple[str, ...] = tuple(getattr(scenario, "app_args", ()))
+        spec = AppSpec(
+            flaws=params.flaws,
+            processes=params.app_processes,
+            database=database,
+            extra_args=(*app_args, "--inject-seed", str(params.seed)) if app_args else (),
+        )
         await asyncio.to_thread(stack.start_app, spec)
         ctx = ScenarioContext(
             name=scenario.name,

@@ -246,6 +246,24 @@ class ScenarioContext:
             await asyncio.sleep(0.05)
         return True
 
+    async def settle(self, quiet_s: float = 0.5) -> None:
+        """Wait until no client event arrived for ``quiet_s`` (at most ``drain_s``).
+
+        For scenarios that cannot name every event they expect (a phantom is
+        by nature unexpected): the stream must go quiet before the checks.
+        """
+
+        def receipts() -> int:
+            return sum(1 for _ in self.history.of_type(Receive))
+
+        deadline = time.monotonic() + self.params.drain_s
+        seen, since = receipts(), time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+            await asyncio.sleep(0.05)
+            now = receipts()
+            if now != seen:
+                seen, since = now, time.monotonic()
+
     async def close_fleets(self) -> None:
         for fleet in self._fleets:
             await fleet.stop()

@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--queue-retry-base-delay-s", type=float, default=2.0)
     parser.add_argument("--worker-concurrency", type=int, default=10)
     parser.add_argument(
+        "--inject-rollback-rate",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="fault injection: fail this share (0..1) of completions just before commit",
+    )
+    parser.add_argument("--inject-seed", type=int, default=0, help="seed of injected failures")
+    parser.add_argument(
         "--no-relay",
         action="store_true",
         help="do not run the LISTEN/NOTIFY relay (another process of this pipeline runs it)",
@@ -83,6 +91,8 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         worker_concurrency=args.worker_concurrency,
         run_worker=not args.no_worker,
         run_relay=not args.no_relay,
+        inject_rollback_rate=args.inject_rollback_rate,
+        inject_seed=args.inject_seed,
         socketio_redis=args.socketio_redis,
     )
 

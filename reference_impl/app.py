@@ -19,7 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from reference_impl import db
 from reference_impl.alerts import AlertEmitter
 from reference_impl.auth import AuthError, verify_token
-from reference_impl.completion import CompletionError, CompletionHooks, StaleCompletion
+from reference_impl.completion import (
+    CompletionError,
+    CompletionHooks,
+    InjectedRollback,
+    StaleCompletion,
+)
 from reference_impl.config import AppConfig
 from reference_impl.metrics import CONTENT_TYPE_LATEST
 from reference_impl.realtime import RealtimeEmitter, RealtimeServer
@@ -155,6 +160,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.realtime = realtime
+
+    @app.exception_handler(InjectedRollback)
+    async def injected(request: Request, exc: InjectedRollback) -> JSONResponse:
+        return JSONResponse({"detail": f"{exc} (rolled back)"}, status_code=503)
 
     @app.exception_handler(CompletionError)
     async def completion_error(request: Request, exc: CompletionError) -> JSONResponse:

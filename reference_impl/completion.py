@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Literal, Protocol
@@ -37,9 +38,11 @@ __all__ = [
     "CompletionError",
     "CompletionHooks",
     "CompletionResult",
+    "InjectedRollback",
     "NoHooks",
     "NotAMember",
     "ProjectNotFound",
+    "RandomRollback",
     "Stage",
     "StaleCompletion",
     "complete_line_item",
@@ -60,6 +63,31 @@ class NoHooks:
 
     async def after(self, stage: Stage, project_id: int) -> None:
         return None
+
+
+class InjectedRollback(Exception):
+    """A failure injected on purpose just before the commit (fault injection)."""
+
+
+class RandomRollback:
+    """Hooks that fail a share of completions at ``before_commit``.
+
+    Fault injection for the ``rollback`` scenario: what a crash, a lost
+    connection or a deferred constraint does to a transaction at its last
+    moment. Seeded, so a run is reproducible.
+    """
+
+    def __init__(self, rate: float, *, seed: int = 0) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be in [0, 1], got {rate}")
+        self.rate = rate
+        self._rng = random.Random(seed)
+        self.injected = 0
+
+    async def after(self, stage: Stage, project_id: int) -> None:
+        if stage == "before_commit" and self._rng.random() < self.rate:
+            self.injected += 1
+            raise InjectedRollback(f"injected failure before commit (project {project_id})")
 
 
 class CompletionError(Exception):

@@ -71,6 +71,11 @@ class AppConfig:
     socketio_redis: bool = False
     """Route Socket.IO emits through python-socketio's Redis manager, so that
     several server processes deliver to each other's clients."""
+    inject_rollback_rate: float = 0.0
+    """Fault injection: the share of completions failed on purpose just before
+    their commit (answered 503), for the ``rollback`` scenario. 0 in production."""
+    inject_seed: int = 0
+    """Seed of the injected failures."""
     relay_pg_dsn: str | None = None
     """DSN of the relay's LISTEN connection (default: ``pg_dsn``); lets a
     test or a scenario cut the relay's connection alone."""
@@ -81,6 +86,10 @@ class AppConfig:
     def __post_init__(self) -> None:
         _check_url("pg_dsn", self.pg_dsn, ("postgres", "postgresql"))
         _check_url("redis_url", self.redis_url, ("redis", "rediss", "unix"))
+        if not 0.0 <= self.inject_rollback_rate <= 1.0:
+            raise ConfigError(
+                f"inject_rollback_rate: must be in [0, 1], got {self.inject_rollback_rate!r}"
+            )
         if self.relay_pg_dsn is not None:
             _check_url("relay_pg_dsn", self.relay_pg_dsn, ("postgres", "postgresql"))
         if not self.host:

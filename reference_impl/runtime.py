@@ -22,7 +22,13 @@ from saq.worker import Worker
 from reference_impl import db
 from reference_impl.alerts import ALERT_COLUMNS, Alert, AlertEmitter, NullEmitter
 from reference_impl.cache import AlertCache, CacheResult, connect_redis
-from reference_impl.completion import CompletionHooks, CompletionResult, NoHooks, complete_line_item
+from reference_impl.completion import (
+    CompletionHooks,
+    CompletionResult,
+    NoHooks,
+    RandomRollback,
+    complete_line_item,
+)
 from reference_impl.config import AppConfig
 from reference_impl.flaws import Flaw
 from reference_impl.generation import GenerationResult, generate_alerts
@@ -104,7 +110,12 @@ class Runtime:
             cache=cache,
             queue=queue,
             metrics=metrics,
-            hooks=hooks or NoHooks(),
+            hooks=hooks
+            or (
+                RandomRollback(config.inject_rollback_rate, seed=config.inject_seed)
+                if config.inject_rollback_rate > 0
+                else NoHooks()
+            ),
             emitter=emitter or NullEmitter(),
         )
         if config.run_worker:

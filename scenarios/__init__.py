@@ -12,13 +12,14 @@ from harness.scenario import Scenario
 from scenarios.delivery import DeliveryScenario
 from scenarios.indexes import IndexScenario
 from scenarios.load import LoadScenario
+from scenarios.rollback import RollbackScenario
 
 __all__ = ["MAIN_SUITE", "SCENARIOS", "get"]
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (LoadScenario(), DeliveryScenario(), IndexScenario())
+    s.name: s for s in (LoadScenario(), DeliveryScenario(), RollbackScenario(), IndexScenario())
 }
-MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "indexes")
+MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "rollback", "indexes")
 
 
 def get(names: list[str]) -> list[Scenario]:
