@@ -163,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--app-processes", type=_positive_int, default=1, metavar="N")
     run.add_argument(
+        "--sweep",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RATES",
+        help="run one scenario at rising rates (comma-separated, default: --rate doubled "
+        "six times) and report the highest at which every check and SLO held",
+    )
+    run.add_argument(
         "--reports-dir", type=Path, default=Path("reports"), help="where reports go (./reports)"
     )
     _add_stack_flags(run)
@@ -305,7 +314,7 @@ def _cmd_list(args: argparse.Namespace, out: Console) -> int:
 def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     import scenarios as suite
     from harness.report import new_run_id
-    from harness.runner import RunOptions, run_scenarios
+    from harness.runner import RunOptions, run_scenarios, sweep_rates
     from harness.scenario import RunParams
 
     chosen = suite.get(list(args.scenarios) or list(suite.MAIN_SUITE))
@@ -336,8 +345,17 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     def progress(line: str) -> None:
         out.print(f"[dim]{datetime.now():%H:%M:%S}[/] {escape(line)}", highlight=False)
 
+    rates = _sweep_rates(args.sweep, params.rate_per_s) if args.sweep is not None else None
+    if rates is not None and len(chosen) != 1:
+        raise ConfigError("--sweep", "sweeps one scenario at a time (e.g. `run load --sweep`)")
     progress(f"run {options.run_id}: {', '.join(s.name for s in chosen)}")
     with start_stack(config) as stack:
+        if rates is not None:
+            swept = asyncio.run(
+                sweep_rates(chosen[0], stack, params, rates, options=options, progress=progress)
+            )
+            out.print(_sweep_table(swept))
+            return EXIT_OK if swept and swept[0].exit_code == 0 else EXIT_FAILED
         progress(f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})")
         results = asyncio.run(
             run_scenarios(chosen, stack, params, options=options, progress=progress)
@@ -347,6 +365,54 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     for result in results:
         out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
     return max(r.exit_code for r in results)
+
+
+def _sweep_rates(text: str, start: float) -> list[float]:
+    if not text:
+        return [start * 2**i for i in range(7)]
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError("--sweep", f"expected comma-separated rates, got {text!r}") from None
+    if not rates or any(r <= 0 for r in rates) or rates != sorted(rates):
+        raise ConfigError("--sweep", f"rates must be positive and rising, got {text!r}")
+    return rates
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _sweep_table(results: Sequence[Any]) -> Table:
+    table = Table(title="rate sweep")
+    for column in (
+        "rate/s",
+        "achieved/s",
+        "generator",
+        "request p99 ms",
+        "delivery p99 ms",
+        "verdict",
+    ):
+        table.add_column(column)
+    best = None
+    for result in results:
+        gen = result.generator or {}
+        request = result.latencies.get("request.corrected")
+        delivery = result.latencies.get("delivery.new_alert")
+        table.add_row(
+            f"{result.config.get('rate_per_s', 0):g}",
+            f"{gen.get('achieved_rate_per_s', 0):.0f}",
+            "valid" if gen.get("valid") else "INVALID",
+            _ms(request.summary.p99_ms if request else None),
+            _ms(delivery.summary.p99_ms if delivery else None),
+            result.verdict,
+        )
+        if result.exit_code == 0:
+            best = result.config.get("rate_per_s")
+    table.caption = (
+        f"highest rate within every check and SLO: {best:g}/s" if best else "no rate passed"
+    )
+    return table
 
 
 def _results_table(result: Any) -> Table:

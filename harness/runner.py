@@ -20,6 +20,7 @@ unknown measurement).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -47,7 +48,7 @@ from harness.workload import GeneratorReport
 from reference_impl.schema import migrate_dsn
 from reference_impl.seed import SeedResult, SeedSpec, seed_dsn
 
-__all__ = ["RunOptions", "delivery_latencies", "run_scenario", "run_scenarios"]
+__all__ = ["RunOptions", "delivery_latencies", "run_scenario", "run_scenarios", "sweep_rates"]
 
 logger = logging.getLogger(__name__)
 
@@ -227,4 +228,32 @@ async def run_scenarios(
                 scenario, stack, params, options=options, run_id=run_id, progress=progress
             )
         )
+    return results
+
+
+async def sweep_rates(
+    scenario: Scenario,
+    stack: Stack,
+    params: RunParams,
+    rates: Sequence[float],
+    *,
+    options: RunOptions,
+    progress: Callable[[str], None] = lambda line: None,
+) -> list[RunResults]:
+    """Run ``scenario`` at each rate in turn, stopping after the first that fails.
+
+    The last passing rate is the highest sustainable one found (within the
+    SLOs, with a valid generator). Every step writes its own report.
+    """
+    run_id = options.run_id or new_run_id("sweep")
+    results: list[RunResults] = []
+    for rate in rates:
+        step = dataclasses.replace(params, rate_per_s=rate)
+        progress(f"sweep: {scenario.name} at {rate:g}/s")
+        result = await run_scenario(
+            scenario, stack, step, options=options, run_id=f"{run_id}-{rate:g}", progress=progress
+        )
+        results.append(result)
+        if result.exit_code != 0:
+            break
     return results

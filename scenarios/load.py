@@ -59,11 +59,12 @@ class LoadScenario:
         total = min(total, rounds * len(projects))
 
         # One client per user who will be assigned an alert by a completion
-        # (the next step of every round), subscribed to the project's room.
-        # With one round that is one client per project.
+        # (the next step of every round), subscribed to the project's room:
+        # with one round, one client per project the workload touches.
         rooms: dict[int, set[int]] = defaultdict(set)
-        for p in projects:
-            for item in items[1 : rounds + 1]:
+        for index, p in enumerate(projects):
+            completions = len(range(index, total, len(projects)))
+            for item in items[1 : completions + 1]:
                 rooms[seeded.members[p][item.responsible_role]].add(p)
         fleet = ctx.fleet([Subscriber(u, tuple(sorted(ps))) for u, ps in sorted(rooms.items())])
         started = await fleet.start()

@@ -70,3 +70,36 @@ def test_error_text_is_not_eaten_as_markup(
     monkeypatch.setenv("ALERTBENCH_PG_DSN", "mysql://[docker]/x")
     assert main(["stack", "up", "--check"]) == EXIT_HARNESS
     assert "[docker]" in capsys.readouterr().err
+
+
+def test_list_shows_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    import scenarios
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in scenarios.SCENARIOS:
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "nosuch"], "unknown 'nosuch'; known: load"),
+        (["run", "load", "--sweep", "abc"], "expected comma-separated rates"),
+        (["run", "load", "--sweep", "200,100"], "positive and rising"),
+        (["run", "load", "delivery", "--sweep"], "one scenario at a time"),
+        (["run", "--slo-override", "nosuch_slo=3"], "nosuch_slo"),
+    ],
+)
+def test_bad_run_requests_exit_2_before_starting_anything(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_HARNESS
+    assert fragment in capsys.readouterr().err
+
+
+def test_bad_run_flags_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--rate", "-5"])
+    assert caught.value.code == EXIT_HARNESS
+    assert "must be positive" in capsys.readouterr().err
