@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.stack import reap_leftovers
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -27,4 +29,7 @@ def tmp_root() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="alertbench-test-"))
     path.chmod(0o755)
     yield path
+    # A test that failed half-way may have left an owner-less run behind:
+    # stop its processes before deleting the directory that proves they are ours.
+    reap_leftovers(path, timeout_s=10)
     shutil.rmtree(path, ignore_errors=True)
