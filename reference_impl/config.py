@@ -71,6 +71,8 @@ class AppConfig:
     socketio_redis: bool = False
     """Route Socket.IO emits through python-socketio's Redis manager, so that
     several server processes deliver to each other's clients."""
+    gc_tuning: bool = True
+    """Raise the garbage collector's thresholds when serving (see serve.tune_gc)."""
     inject_rollback_rate: float = 0.0
     """Fault injection: the share of completions failed on purpose just before
     their commit (answered 503), for the ``rollback`` scenario. 0 in production."""

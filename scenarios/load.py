@@ -15,19 +15,22 @@ import asyncio
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from harness.clients import Subscriber
 from harness.history import Commit, Receive
 from harness.metrics.pgstat import DEFAULT_EXCLUDE
-from harness.scenario import ScenarioContext
+from harness.scenario import ScenarioContext, announced_alert
 from harness.stack import _sql
 from harness.workload import constant_rate, run_open_loop
 
 __all__ = ["LoadScenario"]
 
 _GENERATE_CHUNK = 1000
+#: Warm-up at the measured rate before the clock starts (at most a fifth of
+#: --duration): the first second otherwise carries pools and caches filling.
+WARMUP_S = 2.0
 
 
 class LoadScenario:
@@ -52,7 +55,10 @@ class LoadScenario:
         seeded, params = ctx.seeded, ctx.params
         projects = seeded.project_ids
         items = seeded.active_line_items
-        total = max(1, math.ceil(params.rate_per_s * params.duration_s))
+        # A warm-up at the same rate runs first (its own operation name, so the
+        # checkers of the measured "complete" leave it out), then the measured load.
+        warmup = math.ceil(params.rate_per_s * min(WARMUP_S, params.duration_s / 5))
+        total = warmup + max(1, math.ceil(params.rate_per_s * params.duration_s))
         # Each round completes the current step of every project once; the
         # workflow must have a next step for every round.
         rounds = min(math.ceil(total / len(projects)), len(items) - 1)
@@ -63,8 +69,8 @@ class LoadScenario:
         # with one round, one client per project the workload touches.
         rooms: dict[int, set[int]] = defaultdict(set)
         for index, p in enumerate(projects):
-            completions = len(range(index, total, len(projects)))
-            for item in items[1 : completions + 1]:
+            touched = len(range(index, total, len(projects)))
+            for item in items[1 : touched + 1]:
                 rooms[seeded.members[p][item.responsible_role]].add(p)
         fleet = ctx.fleet([Subscriber(u, tuple(sorted(ps))) for u, ps in sorted(rooms.items())])
         started = await fleet.start()
@@ -88,32 +94,59 @@ class LoadScenario:
             }
             return commits <= got
 
+        def announced() -> bool:
+            # Every generated alert's last room event arrived: the relay is idle.
+            generated = {c.alert_id for c in ctx.history.of_type(Commit) if c.op_id is not None}
+            got = {
+                announced_alert(r)
+                for r in ctx.history.of_type(Receive)
+                if r.event == "workflow_updated"
+            }
+            return generated <= got
+
+        def describe(i: int) -> dict[str, int]:
+            return {
+                "project_id": projects[i % len(projects)],
+                "line_item_id": items[i // len(projects)].id,
+            }
+
         async with ctx.http(max_connections=256) as http:
+
+            def completions(offset: int) -> Callable[[int], Awaitable[Any]]:
+                async def complete(i: int) -> Any:
+                    project = projects[(i + offset) % len(projects)]
+                    item = items[(i + offset) // len(projects)]
+                    user = seeded.members[project]["project_manager"]
+                    return await ctx.complete(http, project, item.id, user)
+
+                return complete
+
             await self._warm_up(ctx, http, sorted(rooms))
+            if warmup:
+                await run_open_loop(
+                    constant_rate(params.rate_per_s, warmup / params.rate_per_s, seed=params.seed),
+                    completions(0),
+                    history=ctx.history,
+                    max_in_flight=512,
+                    deadline_s=warmup / params.rate_per_s + 30.0,
+                    f="complete_warmup",
+                    describe=describe,
+                )
             # Statements are counted from here: batch generation and completions.
             await ctx.snapshot_pg_stat("before")
             await self._generate_all(ctx, http, projects)
             # Let the generation burst arrive before the sustained load, so
             # neither disturbs the other's figures.
-            ctx.extra["drained_generation"] = await ctx.drain(delivered)
-
-            async def complete(i: int) -> Any:
-                project = projects[i % len(projects)]
-                item = items[i // len(projects)]
-                user = seeded.members[project]["project_manager"]
-                return await ctx.complete(http, project, item.id, user)
-
+            ctx.extra["drained_generation"] = await ctx.drain(announced)
+            measured = total - warmup
             ctx.generator = await run_open_loop(
-                constant_rate(params.rate_per_s, total / params.rate_per_s, seed=params.seed),
-                complete,
+                constant_rate(params.rate_per_s, measured / params.rate_per_s, seed=params.seed),
+                completions(warmup),
                 history=ctx.history,
                 max_in_flight=512,
-                deadline_s=total / params.rate_per_s + 30.0,
+                deadline_s=measured / params.rate_per_s + 30.0,
                 f="complete",
-                describe=lambda i: {
-                    "project_id": projects[i % len(projects)],
-                    "line_item_id": items[i // len(projects)].id,
-                },
+                describe=lambda i: describe(i + warmup),
             )
             await ctx.snapshot_pg_stat("after")
 
