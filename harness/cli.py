@@ -142,12 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
         "harness could not give a trustworthy verdict.",
     )
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="see `alertbench list`")
-    run.add_argument("--projects", type=_positive_int, default=None, help="projects to seed")
     run.add_argument(
-        "--rate", type=_positive_float, default=None, metavar="PER_S", help="operations per second"
+        "--projects", type=_positive_int, default=None, help="projects to seed (default 1000)"
     )
     run.add_argument(
-        "--duration", type=_positive_float, default=None, metavar="SECONDS", help="load duration"
+        "--rate",
+        type=_positive_float,
+        default=None,
+        metavar="PER_S",
+        help="operations per second (default 100)",
+    )
+    run.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="measured load duration (default 10)",
     )
     run.add_argument("--seed", type=_seed, default=1, help="seed of data, schedule and faults")
     run.add_argument("--slo", type=Path, default=None, metavar="FILE", help="SLO file (TOML)")
@@ -161,7 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--flaw", action="append", default=[], metavar="NAME", help="switch a flaw on (repeatable)"
     )
-    run.add_argument("--app-processes", type=_positive_int, default=1, metavar="N")
+    run.add_argument(
+        "--app-processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="server processes of the app; Socket.IO emits cross them through Redis (default 1)",
+    )
     run.add_argument(
         "--sweep",
         nargs="?",
@@ -271,6 +287,7 @@ def _cmd_stack_up(args: argparse.Namespace, out: Console) -> int:
     config = StackConfig.from_env(provider=args.stack, startup_timeout_s=args.startup_timeout)
     if (args.flaw or args.app_processes != 1) and not args.app:
         raise ConfigError("--flaw/--app-processes", "only make sense with --app")
+    _check_flaws(args.flaw)
     spec = AppSpec(flaws=frozenset(args.flaw), processes=args.app_processes) if args.app else None
     with start_stack(config) as stack:
         try:
@@ -298,6 +315,16 @@ def _cmd_stack_reap(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def _check_flaws(names: Sequence[str]) -> None:
+    """Reject unknown flaw names before anything starts, listing the valid ones."""
+    from reference_impl.flaws import FlawError, parse_flaws
+
+    try:
+        parse_flaws(names)
+    except FlawError as exc:
+        raise ConfigError("--flaw", str(exc)) from None
+
+
 def _cmd_list(args: argparse.Namespace, out: Console) -> int:
     from scenarios import MAIN_SUITE, SCENARIOS
 
@@ -308,6 +335,14 @@ def _cmd_list(args: argparse.Namespace, out: Console) -> int:
     for name, scenario in SCENARIOS.items():
         table.add_row(name, "yes" if name in MAIN_SUITE else "", scenario.summary)
     out.print(table)
+    from reference_impl.flaws import DESCRIPTIONS
+
+    flaws = Table(title="flaws (--flaw NAME): defects of the modelled system")
+    flaws.add_column("flaw")
+    flaws.add_column("what it breaks")
+    for flaw, description in DESCRIPTIONS.items():
+        flaws.add_row(flaw.value, description)
+    out.print(flaws)
     return EXIT_OK
 
 
@@ -318,6 +353,7 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     from harness.scenario import RunParams
 
     chosen = suite.get(list(args.scenarios) or list(suite.MAIN_SUITE))
+    _check_flaws(args.flaw)
     defaults = RunParams()
     params = RunParams(
         projects=args.projects or defaults.projects,

@@ -144,6 +144,10 @@ async def run_scenario(
     ctx: ScenarioContext | None = None
     t0 = time.perf_counter()
     try:
+        # A scenario may need fewer projects than the run's --projects.
+        wanted: int | None = getattr(scenario, "max_projects", None)
+        if wanted is not None and wanted < params.projects:
+            params = dataclasses.replace(params, projects=wanted)
         progress(f"{scenario.name}: seeding {params.projects} projects")
         seeded = await _prepare_database(stack, database, params)
         progress(f"{scenario.name}: starting the app (flaws: {sorted(params.flaws) or 'none'})")

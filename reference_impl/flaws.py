@@ -38,6 +38,19 @@ class Flaw(enum.StrEnum):
 
 ALL_FLAWS: frozenset[Flaw] = frozenset(Flaw)
 
+#: One line per flaw, for help texts and reports.
+DESCRIPTIONS: dict[Flaw, str] = {
+    Flaw.N_PLUS_ONE: "batch generation queries one project at a time (N+1)",
+    Flaw.NO_UNIQUE_INDEX: "no unique index on ACTIVE alerts; check-then-insert races",
+    Flaw.UNSCOPED_COMPLETE: "completion closes every project's alerts for the step",
+    Flaw.NON_ATOMIC_COMPLETION: "completion without a transaction or tracker lock",
+    Flaw.NO_RETRY: "queued jobs get a single attempt",
+    Flaw.STALE_CACHE: "the per-user alert cache is never invalidated (TTL only)",
+    Flaw.EMIT_BEFORE_COMMIT: "alerts are emitted inside the transaction, before commit",
+    Flaw.NO_ROOM_AUTH: "anyone may join any project's Socket.IO room",
+    Flaw.NO_REJOIN: "the client neither re-joins rooms nor catches up after a reconnect",
+}
+
 
 class FlawError(ValueError):
     """An unknown flaw name was given."""

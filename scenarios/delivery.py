@@ -40,6 +40,7 @@ class DeliveryScenario:
         "every member connected, foreign rooms refused, racing completions; "
         "each event type to exactly the right rooms, nothing for rolled-back work"
     )
+    max_projects = MAX_PROJECTS
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "delivery": {},
         "no_leaks": {},

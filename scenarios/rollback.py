@@ -40,6 +40,7 @@ class RollbackScenario:
         "exactly the committed work and clients hear only of committed alerts"
     )
     app_args = ("--inject-rollback-rate", str(ROLLBACK_RATE))
+    max_projects = MAX_PROJECTS
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "no_phantoms": {},
         "delivery": {},

@@ -103,3 +103,12 @@ def test_bad_run_flags_are_refused_by_the_parser(capsys: pytest.CaptureFixture[s
         main(["run", "--rate", "-5"])
     assert caught.value.code == EXIT_HARNESS
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_an_unknown_flaw_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "load", "--flaw", "nosuch"]) == EXIT_HARNESS
+    err = capsys.readouterr().err
+    assert "unknown flaw 'nosuch'" in err
+    assert "n_plus_one" in err
