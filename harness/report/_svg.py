@@ -9,7 +9,21 @@ from html import escape
 
 __all__ = ["Series", "Shade", "line_chart", "nice_ticks"]
 
-PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
+PALETTE = (
+    "#2563eb",
+    "#dc2626",
+    "#16a34a",
+    "#9333ea",
+    "#ea580c",
+    "#0891b2",
+    "#ca8a04",
+    "#db2777",
+    "#4b5563",
+    "#65a30d",
+)
+#: Width given to one legend entry; entries wrap onto rows below the plot.
+_LEGEND_ITEM_W = 240
+_LEGEND_ROW_H = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +103,13 @@ def line_chart(
         return f'<p class="muted">{escape(title)}: no data</p>'
     y_ticks = nice_ticks(0.0, max(ys) * 1.05 or 1.0)
     frame = _Frame(min(xs), max(xs), 0.0, max(y_ticks[-1], max(ys)), width, height, shades=shades)
+    per_row = max(1, (width - frame.left - frame.right) // _LEGEND_ITEM_W)
+    legend_rows = -(-len(series) // per_row)
+    total_h = height + legend_rows * _LEGEND_ROW_H + (6 if legend_rows else 0)
     out = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f'<svg class="chart" viewBox="0 0 {width} {total_h}" width="{width}" '
+        f'height="{total_h}" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>"
     ]
     for sh in shades:
         x0, x1 = frame.x(sh.x0), frame.x(sh.x1)
@@ -137,10 +155,11 @@ def line_chart(
             out.append(
                 f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>'
             )
-        lx = frame.left + 10 + n * 160
+        lx = frame.left + (n % per_row) * _LEGEND_ITEM_W
+        ly = height + 6 + (n // per_row) * _LEGEND_ROW_H
         out.append(
-            f'<rect x="{lx}" y="4" width="10" height="10" fill="{colour}"/>'
-            f'<text class="legend" x="{lx + 14}" y="13">{escape(s.name)}</text>'
+            f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{colour}"/>'
+            f'<text class="legend" x="{lx + 14}" y="{ly + 9}">{escape(s.name)}</text>'
         )
     out.append("</svg>")
     return "".join(out)
