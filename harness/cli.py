@@ -192,7 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_stack_flags(run)
 
-    commands.add_parser("list", help="list the scenarios")
+    commands.add_parser("list", help="list the scenarios and the flaws")
+
+    selfcheck = commands.add_parser(
+        "selfcheck",
+        help="prove the harness has teeth: every scenario passes on the sound pipeline and "
+        "fails under each flaw it is meant to catch",
+    )
+    selfcheck.add_argument("--projects", type=_positive_int, default=60)
+    selfcheck.add_argument("--rate", type=_positive_float, default=20.0, metavar="PER_S")
+    selfcheck.add_argument("--duration", type=_positive_float, default=3.0, metavar="SECONDS")
+    selfcheck.add_argument("--seed", type=_seed, default=1)
+    selfcheck.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    _add_stack_flags(selfcheck)
 
     serve = commands.add_parser(
         "serve",
@@ -323,6 +335,47 @@ def _check_flaws(names: Sequence[str]) -> None:
         parse_flaws(names)
     except FlawError as exc:
         raise ConfigError("--flaw", str(exc)) from None
+
+
+def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
+    import scenarios as suite
+    from harness.report import new_run_id
+    from harness.runner import RunOptions, self_check
+    from harness.scenario import RunParams
+    from reference_impl.flaws import Flaw
+
+    params = RunParams(
+        projects=args.projects,
+        rate_per_s=args.rate,
+        duration_s=args.duration,
+        seed=args.seed,
+        drain_s=10.0,
+    )
+    options = RunOptions(reports_dir=args.reports_dir, run_id=new_run_id("selfcheck", suffix=""))
+    config = StackConfig.from_env(
+        provider=args.stack, startup_timeout_s=args.startup_timeout, seed=args.seed
+    )
+    with start_stack(config) as stack:
+        result = asyncio.run(
+            self_check(
+                stack,
+                params,
+                suite.CATCHES,
+                suite.SCENARIOS,
+                options=options,
+                progress=lambda line: out.print(escape(line), highlight=False),
+            )
+        )
+    table = Table(title=f"self-check: {result.verdict.upper()}")
+    for column in ("scenario", "flaw", "expected", "actual", "why"):
+        table.add_column(column, overflow="fold")
+    for cell in result.self_check:
+        table.add_row(cell.scenario, cell.flaw, cell.expected, cell.actual, escape(cell.reason))
+    uncaught = sorted(f.value for f in Flaw if f.value not in suite.CATCHES)
+    table.caption = f"not caught by any scenario yet: {', '.join(uncaught) or 'none'}"
+    out.print(table)
+    out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
+    return result.exit_code
 
 
 def _cmd_list(args: argparse.Namespace, out: Console) -> int:
@@ -519,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("faults", "serve"): _cmd_faults_serve,
         ("run", ""): _cmd_run,
         ("list", ""): _cmd_list,
+        ("selfcheck", ""): _cmd_selfcheck,
     }
     action = getattr(args, f"{args.command}_command", "")
     handler = handlers[(args.command, action)]

@@ -35,6 +35,7 @@ from harness.history import Commit, History, Op, Receive
 from harness.metrics import LatencyRecorder
 from harness.report import (
     RunResults,
+    SelfCheckCell,
     fault_spans,
     latency_timeline,
     make_results,
@@ -48,7 +49,14 @@ from harness.workload import GeneratorReport
 from reference_impl.schema import migrate_dsn
 from reference_impl.seed import SeedResult, SeedSpec, seed_dsn
 
-__all__ = ["RunOptions", "delivery_latencies", "run_scenario", "run_scenarios", "sweep_rates"]
+__all__ = [
+    "RunOptions",
+    "delivery_latencies",
+    "run_scenario",
+    "run_scenarios",
+    "self_check",
+    "sweep_rates",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -261,3 +269,72 @@ async def sweep_rates(
         if result.exit_code != 0:
             break
     return results
+
+
+async def self_check(
+    stack: Stack,
+    params: RunParams,
+    matrix: Mapping[str, Sequence[str]],
+    scenarios: Mapping[str, Scenario],
+    *,
+    options: RunOptions,
+    progress: Callable[[str], None] = lambda line: None,
+) -> RunResults:
+    """Prove the harness has teeth: each scenario passes on the sound pipeline
+    and fails under each flaw it is meant to catch (``matrix``: flaw ->
+    scenario names). Returns one result whose ``self_check`` holds the cells;
+    it passes only when every cell answered as expected."""
+    run_id = options.run_id or new_run_id("selfcheck")
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    cells: list[SelfCheckCell] = []
+    plan = [(name, "none") for name in sorted({n for names in matrix.values() for n in names})]
+    plan += [(name, flaw) for flaw, names in sorted(matrix.items()) for name in names]
+    for name, flaw in plan:
+        step = dataclasses.replace(
+            params, flaws=frozenset() if flaw == "none" else frozenset({flaw})
+        )
+        progress(f"self-check: {name} with {flaw if flaw != 'none' else 'no flaw'}")
+        result = await run_scenario(
+            scenarios[name],
+            stack,
+            step,
+            options=options,
+            run_id=f"{run_id}-{flaw}",
+            progress=progress,
+        )
+        failing = [c.summary for c in result.checks if c.valid is False]
+        failing += [
+            f"SLO {v.name}: {v.measured} {v.unit}" for v in result.slos if v.status == "fail"
+        ]
+        cells.append(
+            SelfCheckCell(
+                scenario=name,
+                flaw=flaw,
+                expected="pass" if flaw == "none" else "fail",
+                actual=result.verdict,
+                reason="; ".join(failing[:3]) or "; ".join(result.errors[:1]),
+            )
+        )
+    wrong = [c for c in cells if not c.matches]
+    errors = [f"{c.scenario} with {c.flaw}: expected {c.expected}, got {c.actual}" for c in wrong]
+    summary = make_results(
+        run_id=f"{run_id}-matrix",
+        scenario="self-check",
+        started_at=started_at,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        seed=params.seed,
+        config=params.to_dict(),
+        stack=stack.describe(),
+        self_check=cells,
+        checks=[
+            CheckResult(
+                name="self_check",
+                valid=not wrong,
+                summary=f"{len(cells) - len(wrong)} of {len(cells)} cells as expected",
+                counts={"cells": len(cells), "unexpected": len(wrong)},
+                counterexamples=tuple({"cell": e} for e in errors),
+            )
+        ],
+    )
+    write_run(summary, options.reports_dir)
+    return summary
