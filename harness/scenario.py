@@ -16,10 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
-
 from harness.checks import CheckResult
-from harness.clients import Subscriber, SubscriberFleet
+from harness.clients import AppHttp, HttpStatusError, Subscriber, SubscriberFleet
 from harness.errors import ConfigError
 from harness.history import History, Receive
 from harness.stack import Stack, _sql
@@ -118,20 +116,14 @@ class ScenarioContext:
     def token(self, user_id: int) -> str:
         return issue_token(user_id, secret=self.token_secret)
 
-    def http(self, *, max_connections: int = 200, timeout_s: float = 10.0) -> httpx.AsyncClient:
+    def http(self, *, max_connections: int = 256, timeout_s: float = 10.0) -> AppHttp:
         """An HTTP client of the app (through the ``app`` proxy)."""
-        return httpx.AsyncClient(
-            base_url=self.app_url,
-            timeout=timeout_s,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
+        return AppHttp(self.app_url, max_connections=max_connections, timeout_s=timeout_s)
 
     # -- operations --------------------------------------------------------
 
     async def complete(
-        self, http: httpx.AsyncClient, project_id: int, line_item_id: int, user_id: int
+        self, http: AppHttp, project_id: int, line_item_id: int, user_id: int
     ) -> dict[str, Any]:
         """POST a completion; record the commit; 409/403/404 raise OpFailed.
 
@@ -142,10 +134,11 @@ class ScenarioContext:
             f"/api/projects/{project_id}/line-items/{line_item_id}/complete",
             headers={"Authorization": f"Bearer {self.token(user_id)}"},
         )
-        if response.status_code in (403, 404, 409):
-            raise OpFailed(f"{response.status_code} {response.json().get('detail', '')}")
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
+        if response.status in (403, 404, 409):
+            raise OpFailed(f"{response.status} {response.detail()}")
+        if response.status != 200 or not isinstance(response.body, dict):
+            raise HttpStatusError(response)
+        body: dict[str, Any] = response.body
         alert = body.get("alert")
         if alert is not None:
             self.record_commit(alert, committed_wall_s=body["committedAtMs"] / 1000)

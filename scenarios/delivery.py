@@ -20,10 +20,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
-
 from harness.checks import CheckResult
-from harness.clients import Subscriber
+from harness.clients import AppHttp, Subscriber
 from harness.history import Commit, Receive
 from harness.scenario import ScenarioContext, announced_alert
 from harness.workload import OpFailed
@@ -101,9 +99,7 @@ class DeliveryScenario:
             )
         )
 
-    async def _walk(
-        self, ctx: ScenarioContext, http: httpx.AsyncClient, project: int, race: bool
-    ) -> None:
+    async def _walk(self, ctx: ScenarioContext, http: AppHttp, project: int, race: bool) -> None:
         """Complete the first steps of one project; with ``race``, each step twice at once."""
         user = ctx.seeded.members[project]["project_manager"]
         for item in ctx.seeded.active_line_items[:STEPS]:

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
-from harness.clients import Subscriber
+from harness.clients import AppHttp, Subscriber
 from harness.history import Commit, Receive
 from harness.metrics.pgstat import DEFAULT_EXCLUDE
 from harness.scenario import ScenarioContext, announced_alert
@@ -155,7 +155,7 @@ class LoadScenario:
         await ctx.snapshot_alerts()
         await ctx.close_fleets()
 
-    async def _warm_up(self, ctx: ScenarioContext, http: Any, users: list[int]) -> None:
+    async def _warm_up(self, ctx: ScenarioContext, http: AppHttp, users: list[int]) -> None:
         """Open the connections a steady state uses (HTTP keep-alive, the app's
         database pool) before the clock starts: reads of users' alert lists,
         32 at a time, which are not part of the measured workload."""
@@ -171,7 +171,7 @@ class LoadScenario:
                 )
             )
 
-    async def _generate_all(self, ctx: ScenarioContext, http: Any, projects: list[int]) -> None:
+    async def _generate_all(self, ctx: ScenarioContext, http: AppHttp, projects: list[int]) -> None:
         """Batch generation for every project (the first step's alerts)."""
         user = ctx.seeded.members[projects[0]]["project_manager"]
         for start in range(0, len(projects), _GENERATE_CHUNK):
@@ -182,10 +182,10 @@ class LoadScenario:
                 json={"project_ids": chunk},
                 headers={"Authorization": f"Bearer {ctx.token(user)}"},
             )
-            if response.status_code != 200:
-                ctx.history.info(op, f"{response.status_code} {response.text[:200]}")
+            if response.status != 200 or not isinstance(response.body, dict):
+                ctx.history.info(op, f"{response.status} {response.detail()}")
                 continue
-            body = response.json()
+            body = response.body
             done_wall = time.time()
             ctx.history.ok(op, {k: body[k] for k in ("requested", "created")})
             if body["alertIds"]:

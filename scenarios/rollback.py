@@ -17,10 +17,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
-
 from harness.checks import CheckResult
-from harness.clients import Subscriber
+from harness.clients import AppHttp, HttpStatusError, Subscriber
 from harness.scenario import ScenarioContext
 from harness.stack import _sql
 from harness.workload import OpFailed
@@ -75,9 +73,7 @@ class RollbackScenario:
         await ctx.close_fleets()
         ctx.own_checks.append(await self._consistency(ctx, committed, rolled_back))
 
-    async def _walk(
-        self, ctx: ScenarioContext, http: httpx.AsyncClient, project: int
-    ) -> tuple[int, int]:
+    async def _walk(self, ctx: ScenarioContext, http: AppHttp, project: int) -> tuple[int, int]:
         """Complete STEPS steps, retrying each until it commits: (committed, rolled back)."""
         user = ctx.seeded.members[project]["project_manager"]
         committed = rolled_back = 0
@@ -91,8 +87,8 @@ class RollbackScenario:
                 except OpFailed as exc:
                     ctx.history.fail(op, str(exc))
                     break  # 409: not the current step any more; nothing to retry
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code == 503:
+                except HttpStatusError as exc:
+                    if exc.response.status == 503:
                         ctx.history.fail(op, "503 rolled back")
                         rolled_back += 1
                         continue
