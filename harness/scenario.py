@@ -164,10 +164,16 @@ class ScenarioContext:
         self,
         subscribers: Sequence[Subscriber],
         *,
-        rejoin: bool = True,
+        rejoin: bool | None = None,
         policy: ReconnectPolicy | None = None,
     ) -> SubscriberFleet:
-        """A fleet whose events and sessions land in the history."""
+        """A fleet whose events and sessions land in the history.
+
+        ``rejoin`` defaults to the run's flaws: the ``no_rejoin`` flaw is the
+        seed client's, so it is applied here, not in the app.
+        """
+        if rejoin is None:
+            rejoin = "no_rejoin" not in self.params.flaws
         history = self.history
 
         def on_event(user_id: int, event: ClientEvent) -> None:

@@ -12,14 +12,22 @@ from harness.scenario import Scenario
 from scenarios.delivery import DeliveryScenario
 from scenarios.indexes import IndexScenario
 from scenarios.load import LoadScenario
+from scenarios.network import NetworkScenario
 from scenarios.rollback import RollbackScenario
 
 __all__ = ["CATCHES", "MAIN_SUITE", "SCENARIOS", "get"]
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (LoadScenario(), DeliveryScenario(), RollbackScenario(), IndexScenario())
+    s.name: s
+    for s in (
+        LoadScenario(),
+        DeliveryScenario(),
+        NetworkScenario(),
+        RollbackScenario(),
+        IndexScenario(),
+    )
 }
-MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "rollback", "indexes")
+MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "network", "rollback", "indexes")
 
 #: The self-check matrix: each flaw and the scenarios that must fail under it.
 #: Flaws not listed here are not caught by any scenario yet (``alertbench
@@ -29,6 +37,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "no_room_auth": ("delivery",),
     "emit_before_commit": ("rollback",),
     "non_atomic_completion": ("rollback",),
+    "no_rejoin": ("network",),
 }
 
 
