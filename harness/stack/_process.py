@@ -22,13 +22,19 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
-__all__ = ["ManagedProcess", "RunDir", "reap_leftovers"]
+from harness.errors import StackStartError
+from harness.stack._net import free_port
+
+__all__ = ["ManagedProcess", "RunDir", "launch_on_free_port", "reap_leftovers"]
+
+T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +77,22 @@ class ManagedProcess:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def wait_ready(
+        self, probe: Callable[[], T | None], *, timeout_s: float, what: str, poll_s: float = 0.02
+    ) -> T | None:
+        """Poll ``probe`` until it answers (not ``None``); ``None`` if the process exited.
+
+        Bounded: raises :class:`StackStartError` with the log's tail after ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return None
+            if (answer := probe()) is not None:
+                return answer
+            time.sleep(poll_s)
+        raise StackStartError(f"{what} was not ready after {timeout_s:g} s:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask for a clean shutdown; kill after ``timeout_s``. Idempotent."""
@@ -178,6 +200,41 @@ class RunDir:
         tmp = self.path / f".{RECORD}.tmp"
         tmp.write_text(json.dumps(record))
         tmp.replace(self.path / RECORD)
+
+
+def launch_on_free_port(
+    run: RunDir,
+    name: str,
+    argv_for: Callable[[int], Sequence[str]],
+    probe_for: Callable[[int], Callable[[], T | None]],
+    *,
+    what: str,
+    stop_signal: int,
+    timeout_s: float,
+    user: int | None = None,
+    group: int | None = None,
+    attempts: int = 3,
+) -> tuple[int, ManagedProcess, T]:
+    """Launch a server that cannot bind port 0 itself on a port that was free.
+
+    Returns the port, the process and what its readiness probe answered. A
+    server that exits because it lost the race for the port (its log says
+    "in use") is launched again on another port, ``attempts`` times at most;
+    any other early exit raises :class:`StackStartError` with its log.
+    """
+    last_log = ""
+    for _ in range(attempts):
+        port = free_port()
+        proc = run.spawn(name, argv_for(port), stop_signal=stop_signal, user=user, group=group)
+        answer = proc.wait_ready(probe_for(port), timeout_s=timeout_s, what=what)
+        if answer is not None:
+            return port, proc, answer
+        last_log = proc.log_tail()
+        proc.stop()
+        if "in use" not in last_log.lower():
+            break
+        _log.info("%s lost the race for port %d; retrying", what, port)
+    raise StackStartError(f"{what} did not start:\n{last_log}")
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.errors import ConfigError, StackStartError
-from harness.stack._net import LOOPBACK, free_port
-from harness.stack._process import ManagedProcess, RunDir
+from harness.errors import ConfigError
+from harness.stack._net import LOOPBACK
+from harness.stack._process import ManagedProcess, RunDir, launch_on_free_port
 
 __all__ = ["DEFAULT_TOKEN_SECRET", "AppProcesses", "AppSpec", "launch_app"]
 
 #: The reference pipeline's development secret (127.0.0.1 only).
 DEFAULT_TOKEN_SECRET = "alertbench-dev-secret-not-for-production"
-_POLL_S = 0.05
-_PORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,39 +98,22 @@ def launch_app(
     app = AppProcesses(spec, [])
     for index in range(spec.processes):
         name = "app" if index == 0 else f"app{index}"
-        last_log = ""
-        for _ in range(_PORT_ATTEMPTS):
-            port = free_port()
-            proc = run_dir.spawn(
-                name, _argv(spec, index, pg_dsn, redis_url, port), stop_signal=signal.SIGTERM
-            )
-            url = f"http://{LOOPBACK}:{port}"
-            if _wait_healthy(proc, url, startup_timeout_s):
-                app.processes.append(proc)
-                app.direct_urls.append(url)
-                break
-            last_log = proc.log_tail()
-            proc.stop()
-            if "address already in use" not in last_log.lower():
-                raise StackStartError(f"the app ({name}) did not start:\n{last_log}")
-        else:
-            raise StackStartError(f"the app ({name}) found no free port:\n{last_log}")
+
+        def argv(port: int, index: int = index) -> list[str]:
+            return _argv(spec, index, pg_dsn, redis_url, port)
+
+        def ready(port: int) -> Callable[[], bool | None]:
+            return lambda: True if _healthy(f"http://{LOOPBACK}:{port}") else None
+
+        port, proc, _ = launch_on_free_port(
+            run_dir,
+            name,
+            argv,
+            ready,
+            what=f"the app ({name})",
+            stop_signal=signal.SIGTERM,
+            timeout_s=startup_timeout_s,
+        )
+        app.processes.append(proc)
+        app.direct_urls.append(f"http://{LOOPBACK}:{port}")
     return app
-
-
-def _wait_healthy(proc: ManagedProcess, url: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            return False
-        if _healthy(url):
-            return True
-        time.sleep(_POLL_S)
-    raise StackStartError(
-        f"the app at {url} was not healthy after {timeout_s:g} s:\n{proc.log_tail()}"
-    )
-
-
-def flaw_names(flaws: Iterable[str]) -> frozenset[str]:
-    """Normalise flaw names the way the app does (``no-retry`` -> ``no_retry``)."""
-    return frozenset(f.strip().lower().replace("-", "_") for f in flaws if f.strip())

