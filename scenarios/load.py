@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from harness.clients import AppHttp, Subscriber
+from harness.clients import AppHttp
 from harness.history import Commit, Receive
 from harness.metrics.pgstat import DEFAULT_EXCLUDE
 from harness.scenario import ScenarioContext, announced_alert
 from harness.stack import _sql
 from harness.workload import constant_rate, run_open_loop
+from scenarios._round_robin import RoundRobin
 
 __all__ = ["LoadScenario"]
 
@@ -52,36 +52,31 @@ class LoadScenario:
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {"reconnection_p99_ms": {"enabled": False}}
 
     async def run(self, ctx: ScenarioContext) -> None:
-        seeded, params = ctx.seeded, ctx.params
-        projects = seeded.project_ids
-        items = seeded.active_line_items
+        params = ctx.params
+        projects = ctx.seeded.project_ids
+        workload = RoundRobin(ctx.seeded)
         # A warm-up at the same rate runs first (its own operation name, so the
         # checkers of the measured "complete" leave it out), then the measured load.
         warmup = math.ceil(params.rate_per_s * min(WARMUP_S, params.duration_s / 5))
         total = warmup + max(1, math.ceil(params.rate_per_s * params.duration_s))
-        # Each round completes the current step of every project once; the
-        # workflow must have a next step for every round.
-        rounds = min(math.ceil(total / len(projects)), len(items) - 1)
-        total = min(total, rounds * len(projects))
+        # Every round needs a next step in every project's workflow.
+        total = min(total, workload.capacity)
 
-        # One client per user who will be assigned an alert by a completion
-        # (the next step of every round), subscribed to the project's room:
-        # with one round, one client per project the workload touches.
-        rooms: dict[int, set[int]] = defaultdict(set)
-        for index, p in enumerate(projects):
-            touched = len(range(index, total, len(projects)))
-            for item in items[1 : touched + 1]:
-                rooms[seeded.members[p][item.responsible_role]].add(p)
-        fleet = ctx.fleet([Subscriber(u, tuple(sorted(ps))) for u, ps in sorted(rooms.items())])
+        # One client per user who will be assigned an alert by a completion,
+        # subscribed to the project's room: with one round, one client per
+        # project the workload touches.
+        subscribers = workload.subscribers(total)
+        users = {s.user_id for s in subscribers}
+        fleet = ctx.fleet(subscribers)
         started = await fleet.start()
         ctx.extra["fleet"] = {
-            "clients": len(rooms),
+            "clients": len(subscribers),
             "connected": started.connected,
             "failed": len(started.failed),
             "connect_s": round(started.seconds, 2),
         }
 
-        connected = set(rooms)
+        connected = users
 
         def delivered() -> bool:
             commits = {
@@ -104,33 +99,17 @@ class LoadScenario:
             }
             return generated <= got
 
-        def describe(i: int) -> dict[str, int]:
-            return {
-                "project_id": projects[i % len(projects)],
-                "line_item_id": items[i // len(projects)].id,
-            }
-
         async with ctx.http(max_connections=256) as http:
-
-            def completions(offset: int) -> Callable[[int], Awaitable[Any]]:
-                async def complete(i: int) -> Any:
-                    project = projects[(i + offset) % len(projects)]
-                    item = items[(i + offset) // len(projects)]
-                    user = seeded.members[project]["project_manager"]
-                    return await ctx.complete(http, project, item.id, user)
-
-                return complete
-
-            await self._warm_up(ctx, http, sorted(rooms))
+            await self._warm_up(ctx, http, sorted(users))
             if warmup:
                 await run_open_loop(
                     constant_rate(params.rate_per_s, warmup / params.rate_per_s, seed=params.seed),
-                    completions(0),
+                    workload.operation(ctx, http),
                     history=ctx.history,
                     max_in_flight=512,
                     deadline_s=warmup / params.rate_per_s + 30.0,
                     f="complete_warmup",
-                    describe=describe,
+                    describe=workload.describe,
                 )
             # Statements are counted from here: batch generation and completions.
             await ctx.snapshot_pg_stat("before")
@@ -141,12 +120,12 @@ class LoadScenario:
             measured = total - warmup
             ctx.generator = await run_open_loop(
                 constant_rate(params.rate_per_s, measured / params.rate_per_s, seed=params.seed),
-                completions(warmup),
+                workload.operation(ctx, http, offset=warmup),
                 history=ctx.history,
                 max_in_flight=512,
                 deadline_s=measured / params.rate_per_s + 30.0,
                 f="complete",
-                describe=lambda i: describe(i + warmup),
+                describe=lambda i: workload.describe(i + warmup),
             )
             await ctx.snapshot_pg_stat("after")
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from harness.clients import AppHttp, Subscriber
+from harness.clients import AppHttp
 from harness.faults import At, FaultEvent, ToxiproxyClient, down, run_schedule
 from harness.scenario import ScenarioContext
 from harness.workload import constant_rate, run_open_loop
 from reference_impl.client import ReconnectPolicy
+from scenarios._round_robin import RoundRobin
 
 __all__ = ["NetworkScenario"]
 
@@ -55,32 +55,17 @@ class NetworkScenario:
     }
 
     async def run(self, ctx: ScenarioContext) -> None:
-        seeded, params = ctx.seeded, ctx.params
-        projects = seeded.project_ids
-        items = seeded.active_line_items
+        params = ctx.params
+        workload = RoundRobin(ctx.seeded)
         rate = min(params.rate_per_s, 50.0)
         duration = max(params.duration_s, OUTAGE_S * 3)
-        total = min(math.ceil(rate * duration), len(projects) * (len(items) - 1))
-
-        rooms: dict[int, set[int]] = defaultdict(set)
-        for index, p in enumerate(projects):
-            for item in items[1 : len(range(index, total, len(projects))) + 1]:
-                rooms[seeded.members[p][item.responsible_role]].add(p)
-        fleet = ctx.fleet(
-            [Subscriber(u, tuple(sorted(ps))) for u, ps in sorted(rooms.items())], policy=POLICY
-        )
+        total = min(math.ceil(rate * duration), workload.capacity)
+        fleet = ctx.fleet(workload.subscribers(total), policy=POLICY)
         await fleet.start()
 
         assert ctx.stack.app is not None
         direct = ctx.stack.app.direct_urls[0]
         async with AppHttp(direct) as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
-
-            async def complete(i: int) -> Any:
-                project = projects[i % len(projects)]
-                item = items[i // len(projects)]
-                user = seeded.members[project]["project_manager"]
-                return await ctx.complete(http, project, item.id, user)
-
             outage = down(tp, ctx.stack.toxiproxy.proxy_name("app"), for_s=OUTAGE_S)
             history = ctx.history
 
@@ -90,15 +75,12 @@ class NetworkScenario:
             outage.on_event = record
             load = run_open_loop(
                 constant_rate(rate, total / rate, seed=params.seed),
-                complete,
+                workload.operation(ctx, http),
                 history=ctx.history,
                 max_in_flight=256,
                 deadline_s=total / rate + 30.0,
                 f="complete",
-                describe=lambda i: {
-                    "project_id": projects[i % len(projects)],
-                    "line_item_id": items[i // len(projects)].id,
-                },
+                describe=workload.describe,
             )
             ctx.generator, _events = await asyncio.gather(
                 load, run_schedule([At(total / rate / 3, outage)])
