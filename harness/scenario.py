@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.checks import CheckResult
 from harness.clients import AppHttp, HttpStatusError, Subscriber, SubscriberFleet
 from harness.errors import ConfigError
-from harness.history import History, Receive
+from harness.history import History, Op, Receive
 from harness.stack import Stack, _sql
 from harness.workload import GeneratorReport, OpFailed
 from reference_impl.auth import issue_token
@@ -143,6 +143,39 @@ class ScenarioContext:
         if alert is not None:
             self.record_commit(alert, committed_wall_s=body["committedAtMs"] / 1000)
         return body
+
+    async def complete_recorded(
+        self,
+        http: AppHttp,
+        process: str,
+        project_id: int,
+        line_item_id: int,
+        user_id: int,
+        *,
+        fail_statuses: Container[int] = (),
+    ) -> Op:
+        """:meth:`complete` as one recorded operation; returns its completion.
+
+        ``ok`` with the new alert's id; ``fail`` for a refusal (403/404/409)
+        and for ``fail_statuses`` (statuses known to mean "rolled back");
+        any other error is recorded ``info`` (it may have happened) and raised.
+        """
+        op = self.history.invoke(
+            process, "complete", {"project_id": project_id, "line_item_id": line_item_id}
+        )
+        try:
+            result = await self.complete(http, project_id, line_item_id, user_id)
+        except OpFailed as exc:
+            return self.history.fail(op, str(exc))
+        except HttpStatusError as exc:
+            if exc.response.status in fail_statuses:
+                return self.history.fail(op, f"{exc.response.status} {exc.response.detail()}")
+            self.history.info(op, str(exc))
+            raise
+        except Exception as exc:
+            self.history.info(op, f"{type(exc).__name__}: {exc}")
+            raise
+        return self.history.ok(op, {"alert_id": (result.get("alert") or {}).get("id")})
 
     def record_commit(
         self, alert: Mapping[str, Any], *, committed_wall_s: float, op_id: int | None = None

@@ -21,7 +21,6 @@ from harness.checks import CheckResult
 from harness.clients import AppHttp, HttpStatusError, Subscriber
 from harness.scenario import ScenarioContext
 from harness.stack import _sql
-from harness.workload import OpFailed
 
 __all__ = ["RollbackScenario"]
 
@@ -79,24 +78,19 @@ class RollbackScenario:
         committed = rolled_back = 0
         for item in ctx.seeded.active_line_items[:STEPS]:
             for _attempt in range(MAX_ATTEMPTS):
-                op = ctx.history.invoke(
-                    f"w{project}", "complete", {"project_id": project, "line_item_id": item.id}
-                )
                 try:
-                    result = await ctx.complete(http, project, item.id, user)
-                except OpFailed as exc:
-                    ctx.history.fail(op, str(exc))
-                    break  # 409: not the current step any more; nothing to retry
-                except HttpStatusError as exc:
-                    if exc.response.status == 503:
-                        ctx.history.fail(op, "503 rolled back")
-                        rolled_back += 1
-                        continue
-                    ctx.history.info(op, str(exc))
+                    done = await ctx.complete_recorded(
+                        http, f"w{project}", project, item.id, user, fail_statuses=(503,)
+                    )
+                except HttpStatusError:
+                    break  # recorded 'info': the outcome is unknown; stop this project
+                if done.type == "ok":
+                    committed += 1
                     break
-                ctx.history.ok(op, {"alert_id": (result.get("alert") or {}).get("id")})
-                committed += 1
-                break
+                if done.error is not None and done.error.startswith("503"):
+                    rolled_back += 1  # the injected rollback: try the step again
+                    continue
+                break  # 409: not the current step any more; nothing to retry
         return committed, rolled_back
 
     async def _consistency(
