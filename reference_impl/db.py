@@ -46,10 +46,25 @@ async def connect(
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout_s: float = 10.0
 ) -> Pool:
-    """Open a connection pool."""
+    """Open a connection pool.
+
+    A released connection is not sent asyncpg's default reset query (advisory
+    unlock, CLOSE ALL, UNLISTEN, RESET ALL): that is one more round trip per
+    request, and the app never changes session state on a pooled connection
+    (LISTEN has its own connection). asyncpg still rolls back a transaction
+    left open and drops listeners before any custom reset runs.
+    """
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout_s
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout_s,
+        reset=_keep_session,
     )
+
+
+async def _keep_session(conn: Connection) -> None:
+    """The pool's reset: nothing beyond asyncpg's own rollback of open work."""
 
 
 @dataclasses.dataclass(eq=False)
