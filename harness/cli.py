@@ -25,7 +25,9 @@ from rich.table import Table
 
 from harness import __version__
 from harness.errors import AlertbenchError, ConfigError
+from harness.report.html import resources_summary
 from harness.stack import PROVIDERS, AppSpec, Stack, StackConfig, reap_leftovers, start_stack
+from reference_impl import loop as event_loop
 
 __all__ = ["main"]
 
@@ -356,7 +358,7 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
         provider=args.stack, startup_timeout_s=args.startup_timeout, seed=args.seed
     )
     with start_stack(config) as stack:
-        result = asyncio.run(
+        result = event_loop.run(
             self_check(
                 stack,
                 params,
@@ -440,13 +442,13 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     progress(f"run {options.run_id}: {', '.join(s.name for s in chosen)}")
     with start_stack(config) as stack:
         if rates is not None:
-            swept = asyncio.run(
+            swept = event_loop.run(
                 sweep_rates(chosen[0], stack, params, rates, options=options, progress=progress)
             )
             out.print(_sweep_table(swept))
             return EXIT_OK if swept and swept[0].exit_code == 0 else EXIT_FAILED
         progress(f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})")
-        results = asyncio.run(
+        results = event_loop.run(
             run_scenarios(chosen, stack, params, options=options, progress=progress)
         )
     for result in results:
@@ -527,6 +529,13 @@ def _results_table(result: Any) -> Table:
             "valid" if gen.get("valid") else "INVALID",
             escape(str(gen.get("invalid_reason") or "")),
         )
+    if result.resources and result.resources.get("roles"):
+        res = result.resources
+        table.add_row(
+            "CPU",
+            "SATURATED" if res.get("saturated") else "",
+            escape(resources_summary(res)),
+        )
     for error in result.errors:
         table.add_row("error", "ERROR", escape(error))
     return table
@@ -546,7 +555,7 @@ def _cmd_faults_serve(args: argparse.Namespace, out: Console) -> int:
             await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        event_loop.run(run())
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from reference_impl.config import DEV_TOKEN_SECRET, AppConfig, ConfigError
 from reference_impl.flaws import Flaw, FlawError, parse_flaws
+from reference_impl.loop import LOOPS
 from reference_impl.serve import ServeError, run, run_worker
 
 
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "every request for ~200 ms with 1,000 sessions)",
     )
     parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=LOOPS,
+        help="event loop: auto = uvloop if installed, else asyncio (default auto)",
+    )
+    parser.add_argument(
         "--no-relay",
         action="store_true",
         help="do not run the LISTEN/NOTIFY relay (another process of this pipeline runs it)",
@@ -98,6 +105,7 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         run_worker=not args.no_worker,
         run_relay=not args.no_relay,
         gc_tuning=not args.no_gc_tuning,
+        loop=args.loop,
         inject_rollback_rate=args.inject_rollback_rate,
         inject_seed=args.inject_seed,
         socketio_redis=args.socketio_redis,

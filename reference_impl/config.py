@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from reference_impl import loop as event_loop
 from reference_impl.flaws import Flaw, parse_flaws
 
 __all__ = ["DEV_TOKEN_SECRET", "AppConfig", "ConfigError"]
@@ -72,6 +73,8 @@ class AppConfig:
     """Route Socket.IO emits through python-socketio's Redis manager, so that
     several server processes deliver to each other's clients."""
     gc_tuning: bool = True
+    loop: str = "auto"
+    """Event loop: ``auto`` (uvloop if installed), ``uvloop`` or ``asyncio``."""
     """Raise the garbage collector's thresholds when serving (see serve.tune_gc)."""
     inject_rollback_rate: float = 0.0
     """Fault injection: the share of completions failed on purpose just before
@@ -99,6 +102,10 @@ class AppConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be in 0..65535, got {self.port}")
         object.__setattr__(self, "flaws", parse_flaws(self.flaws))
+        try:
+            event_loop.check(self.loop)
+        except event_loop.LoopError as exc:
+            raise ConfigError(str(exc)) from None
         if len(self.token_secret) < 32:
             raise ConfigError("token_secret: must be at least 32 characters (HS256 key)")
         for name in (

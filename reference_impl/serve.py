@@ -17,6 +17,7 @@ import uvicorn
 from redis.exceptions import RedisError
 
 from reference_impl import db
+from reference_impl import loop as event_loop
 from reference_impl.app import create_asgi_app
 from reference_impl.cache import connect_redis
 from reference_impl.config import AppConfig
@@ -98,9 +99,9 @@ async def serve_worker(config: AppConfig) -> None:
 
 def run(config: AppConfig) -> None:
     """Blocking entry point for the CLI: API + worker."""
-    asyncio.run(serve(config))
+    event_loop.run(serve(config), loop=config.loop)
 
 
 def run_worker(config: AppConfig) -> None:
     """Blocking entry point for the CLI: worker only."""
-    asyncio.run(serve_worker(config))
+    event_loop.run(serve_worker(config), loop=config.loop)

@@ -6,11 +6,11 @@ A stop-gap until ``alertbench faults serve`` exists; logs go to stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 
 from harness.faults.server import serve
+from reference_impl import loop as event_loop
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, seed=args.seed))
+        event_loop.run(serve(args.host, args.port, seed=args.seed))
 
 
 if __name__ == "__main__":

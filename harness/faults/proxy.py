@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import socket
 import struct
+from typing import cast
 
 from harness.faults.link import Link
 from harness.faults.toxics import Toxic
@@ -66,19 +67,36 @@ class _Side(asyncio.Protocol):
         self.reads: Link | None = None
         self.writes: Link | None = None
         self.lost = False
+        # Bytes (and EOF) that arrive before the links exist: uvloop may start
+        # reading before a pause_reading() from connection_made takes effect.
+        self.early: list[bytes] = []
+        self.early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is not a subclass of asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.reads is not None:
             self.reads.feed(data)
+        else:
+            self.early.append(data)
 
     def eof_received(self) -> bool:
         if self.reads is not None:
             self.reads.feed_eof()
+        else:
+            self.early_eof = True
         return True  # keep the socket writable until the other direction ends
+
+    def attach(self, reads: Link, writes: Link) -> None:
+        """Join the links; what arrived before them is fed first, in order."""
+        self.reads, self.writes = reads, writes
+        early, self.early = self.early, []
+        for data in early:
+            reads.feed(data)
+        if self.early_eof:
+            reads.feed_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -139,10 +157,10 @@ class Connection:
         up = Link(self, "upstream", client_t, upstream_t, key)
         down = Link(self, "downstream", upstream_t, client_t, key)
         self.links = {"upstream": up, "downstream": down}
-        self.client.reads, self.client.writes = up, down
-        self.upstream.reads, self.upstream.writes = down, up
         for toxic in self.proxy.toxics:
             self.links[toxic.stream].add_toxic(toxic)
+        self.client.attach(up, down)
+        self.upstream.attach(down, up)
         client_t.resume_reading()
 
     def link_closed(self, link: Link) -> None:

@@ -125,3 +125,32 @@ async def test_thread_runs_its_own_loop() -> None:
         await asyncio.to_thread(thread.stop)
     assert thread.seed == 5
     thread.stop()  # idempotent
+
+
+def test_the_proxy_forwards_on_uvloop_and_keeps_bytes_sent_at_once() -> None:
+    # uvloop may deliver the client's first bytes before the upstream is
+    # dialled (pause_reading() in connection_made does not hold them back);
+    # they must be forwarded, not dropped. Both directions, with and without
+    # a toxic, on a uvloop event loop.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[bytes]:
+        got: list[bytes] = []
+        async with (
+            EchoServer() as echo,
+            EmbeddedToxiproxy(seed=1) as server,
+            ToxiproxyClient(server.url) as tp,
+        ):
+            proxy = await tp.create_proxy("app", upstream=echo.address)
+            for toxic in (False, True):
+                if toxic:
+                    await tp.add_toxic("app", "latency", attributes={"latency": 5})
+                reader, writer = await asyncio.open_connection("127.0.0.1", proxy.listen_port)
+                writer.write(b"first bytes")
+                async with asyncio.timeout(IO_TIMEOUT_S):
+                    got.append(await reader.readexactly(11))
+                writer.close()
+                await writer.wait_closed()
+        return got
+
+    assert uvloop.run(main()) == [b"first bytes", b"first bytes"]
