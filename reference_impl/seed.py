@@ -34,6 +34,11 @@ class SeedSpec:
 
     projects: int
     """Number of projects (each with one member per role and one tracker)."""
+    users: int | None = None
+    """Size of a shared pool of users: each project's roles are filled by
+    distinct users drawn from it, so a user is a member of several projects
+    (as a project manager is in practice). None: four new users per project,
+    none shared."""
     seed: int = 0
     """Seed of the random generator: same spec, same rows."""
     phases: int = 3
@@ -48,6 +53,8 @@ class SeedSpec:
         for name in ("phases", "sections_per_phase", "items_per_section"):
             if getattr(self, name) < 1:
                 raise SeedError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.users is not None and self.users < len(ROLES):
+            raise SeedError(f"users: must be >= {len(ROLES)} (one per role), got {self.users}")
         if self.phases > len(_PHASES):
             raise SeedError(f"phases: at most {len(_PHASES)}, got {self.phases}")
         total = self.phases * self.sections_per_phase * self.items_per_section
@@ -175,6 +182,10 @@ async def _template(conn: Connection, spec: SeedSpec, rng: random.Random) -> lis
     return items
 
 
+def _name(rng: random.Random) -> str:
+    return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+
+
 async def seed(conn: Connection, spec: SeedSpec) -> SeedResult:
     """Write ``spec.projects`` projects (with members and trackers) in one transaction.
 
@@ -197,16 +208,26 @@ async def seed(conn: Connection, spec: SeedSpec) -> SeedResult:
         trackers: list[tuple[int, int, int]] = []
         members: dict[int, dict[str, int]] = {}
         tracker_ids: dict[int, int] = {}
+        pool: list[int] = []
+        if spec.users is not None:
+            for _ in range(spec.users):
+                users.append((user_id, f"user{user_id}@alertbench.test", _name(rng)))
+                pool.append(user_id)
+                user_id += 1
         for n in range(spec.projects):
             pid = project_id + n
             projects.append((pid, f"Project {pid} {rng.choice(_LAST)} residence"))
             members[pid] = {}
-            for role in ROLES:
-                name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
-                users.append((user_id, f"user{user_id}@alertbench.test", name))
-                members_rows.append((member_id, pid, user_id, role))
-                members[pid][role] = user_id
-                user_id += 1
+            chosen = rng.sample(pool, len(ROLES)) if pool else []
+            for r, role in enumerate(ROLES):
+                if pool:
+                    member = chosen[r]
+                else:
+                    member = user_id
+                    users.append((user_id, f"user{user_id}@alertbench.test", _name(rng)))
+                    user_id += 1
+                members_rows.append((member_id, pid, member, role))
+                members[pid][role] = member
                 member_id += 1
             trackers.append((tracker_id, pid, first.id))
             tracker_ids[pid] = tracker_id

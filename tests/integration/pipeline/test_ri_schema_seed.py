@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from harness.stack import DatabaseFactory
 from reference_impl.db import Connection, connect
 from reference_impl.schema import UNIQUE_ACTIVE_ALERT_INDEX, migrate
-from reference_impl.seed import ROLES, SeedResult, SeedSpec, seed
+from reference_impl.seed import ROLES, SeedError, SeedResult, SeedSpec, seed
 
 TABLES = {
     "users",
@@ -72,6 +74,33 @@ async def test_seed_gives_each_project_one_member_per_role_and_a_tracker_at_the_
     assert {r["current_line_item_id"] for r in trackers} == {first_active}
     assert sum(not li.is_active for li in result.line_items) == 1
     assert await conn.fetchval("SELECT count(*) FROM workflow_alerts") == 0
+
+
+async def test_a_shared_user_pool_fills_each_projects_roles_with_distinct_users(
+    conn: Connection,
+) -> None:
+    result = await seed(conn, SeedSpec(projects=60, users=15, seed=3))
+    assert await conn.fetchval("SELECT count(*) FROM users") == 15
+    per_project = await conn.fetch(
+        "SELECT project_id, count(DISTINCT user_id) AS users, count(*) AS members"
+        " FROM project_members GROUP BY project_id"
+    )
+    assert len(per_project) == 60
+    assert all(r["users"] == r["members"] == len(ROLES) for r in per_project)
+    # 60 projects x 4 roles over 15 users: users are shared across projects.
+    projects_of_user = await conn.fetch(
+        "SELECT user_id, count(*) AS n FROM project_members GROUP BY user_id"
+    )
+    assert max(r["n"] for r in projects_of_user) > 1
+    rows = await conn.fetch("SELECT project_id, role, user_id FROM project_members")
+    assert {(r["project_id"], r["role"]): r["user_id"] for r in rows} == {
+        (p, role): user for p, roles in result.members.items() for role, user in roles.items()
+    }
+
+
+def test_a_user_pool_smaller_than_the_roles_is_refused() -> None:
+    with pytest.raises(SeedError, match="users: must be >= 4"):
+        SeedSpec(projects=1, users=3)
 
 
 async def _snapshot(dsn: str, spec: SeedSpec) -> tuple[SeedResult, list[tuple[object, ...]]]:
