@@ -33,6 +33,7 @@ from harness.checks import CheckResult, FinalState, collect_measurements, run_ch
 from harness.errors import AlertbenchError, ConfigError
 from harness.history import Commit, History, Op, Receive
 from harness.metrics import LatencyRecorder
+from harness.metrics.resources import usage_between
 from harness.report import (
     RunResults,
     SelfCheckCell,
@@ -47,7 +48,7 @@ from harness.slo import evaluate, load_slos
 from harness.stack import AppSpec, Stack, _sql
 from harness.workload import GeneratorReport
 from reference_impl.schema import migrate_dsn
-from reference_impl.seed import SeedResult, SeedSpec, seed_dsn
+from reference_impl.seed import ROLES, SeedResult, SeedSpec, seed_dsn
 
 __all__ = [
     "RunOptions",
@@ -105,7 +106,16 @@ def _generator_dict(report: GeneratorReport | None) -> dict[str, Any] | None:
     return report.to_dict() if report is not None else None
 
 
-async def _prepare_database(stack: Stack, database: str, params: RunParams) -> SeedResult:
+def seed_spec(scenario: Scenario, params: RunParams) -> SeedSpec:
+    """The data a scenario runs on: ``params.projects`` projects, and with a
+    scenario's ``user_pool`` a pool of as many users as projects, each user a
+    member of about four projects (1,000 projects, 1,000 subscribers)."""
+    pooled = bool(getattr(scenario, "user_pool", False))
+    users = max(params.projects, len(ROLES)) if pooled else None
+    return SeedSpec(projects=params.projects, users=users, seed=params.seed)
+
+
+async def _prepare_database(stack: Stack, database: str, spec: SeedSpec) -> SeedResult:
     direct = stack.postgres_direct
     await asyncio.to_thread(
         _sql.execute,
@@ -114,7 +124,7 @@ async def _prepare_database(stack: Stack, database: str, params: RunParams) -> S
     )
     dsn = direct.dsn_for(database)
     await migrate_dsn(dsn)
-    return await seed_dsn(dsn, SeedSpec(projects=params.projects, seed=params.seed))
+    return await seed_dsn(dsn, spec)
 
 
 async def _final_state(stack: Stack, database: str) -> FinalState:
@@ -156,8 +166,10 @@ async def run_scenario(
         wanted: int | None = getattr(scenario, "max_projects", None)
         if wanted is not None and wanted < params.projects:
             params = dataclasses.replace(params, projects=wanted)
-        progress(f"{scenario.name}: seeding {params.projects} projects")
-        seeded = await _prepare_database(stack, database, params)
+        data = seed_spec(scenario, params)
+        users = f", a pool of {data.users} users" if data.users is not None else ""
+        progress(f"{scenario.name}: seeding {params.projects} projects{users}")
+        seeded = await _prepare_database(stack, database, data)
         progress(f"{scenario.name}: starting the app (flaws: {sorted(params.flaws) or 'none'})")
         # A scenario may ask for app options (e.g. fault injection inside the app).
         app_args: tuple[str, ...] = tuple(getattr(scenario, "app_args", ()))
@@ -209,6 +221,7 @@ async def run_scenario(
         extra=dict(ctx.extra) if ctx else {},
         stack=stack.describe(),
         generator=_generator_dict(generator),
+        resources=_resources(ctx, generator),
         latencies=latencies,
         checks=checks,
         slos=verdicts,
@@ -218,6 +231,13 @@ async def run_scenario(
     )
     write_run(results, options.reports_dir, history=history)
     return results
+
+
+def _resources(ctx: ScenarioContext | None, generator: Any) -> dict[str, Any] | None:
+    if ctx is None or ctx.cpu_window is None:
+        return None
+    operations = getattr(generator, "completed", None)
+    return usage_between(*ctx.cpu_window, operations=operations).to_dict()
 
 
 async def run_scenarios(

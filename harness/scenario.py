@@ -11,8 +11,10 @@ SLOs and the report (see :mod:`harness.runner`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
-from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,6 +22,7 @@ from harness.checks import CheckResult
 from harness.clients import AppHttp, HttpStatusError, Subscriber, SubscriberFleet
 from harness.errors import ConfigError
 from harness.history import History, Op, Receive
+from harness.metrics.resources import CpuMark, mark_cpu
 from harness.stack import Stack, _sql
 from harness.workload import GeneratorReport, OpFailed
 from reference_impl.auth import issue_token
@@ -82,6 +85,10 @@ class RunParams:
         }
 
 
+#: Lifetime of the tokens the harness signs for its users, in seconds.
+TOKEN_TTL_S = 3600
+
+
 @dataclass
 class ScenarioContext:
     """Everything a scenario's ``run`` may use."""
@@ -100,7 +107,10 @@ class ScenarioContext:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Verdicts the scenario reached itself (beyond the history checkers).
     own_checks: list[CheckResult] = field(default_factory=list)
+    #: CPU marks around the measured load (:meth:`measuring_resources`).
+    cpu_window: tuple[CpuMark, CpuMark] | None = None
     _fleets: list[SubscriberFleet] = field(default_factory=list)
+    _tokens: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     # -- addresses ---------------------------------------------------------
 
@@ -113,8 +123,32 @@ class ScenarioContext:
         """The scenario's database, bypassing the proxy (set-up, final reads)."""
         return self.stack.postgres_direct.dsn_for(self.database)
 
+    def _cpu_mark(self) -> CpuMark:
+        return mark_cpu(
+            self.stack.local_processes(), alone={"harness (generator + clients)": os.getpid()}
+        )
+
+    @contextlib.contextmanager
+    def measuring_resources(self) -> Iterator[None]:
+        """Mark the CPU of every local process around the measured load; the
+        report shows it by role (and per operation of ``self.generator``)."""
+        start = self._cpu_mark()
+        try:
+            yield
+        finally:
+            self.cpu_window = (start, self._cpu_mark())
+
     def token(self, user_id: int) -> str:
-        return issue_token(user_id, secret=self.token_secret)
+        """A valid token of ``user_id``, reused until half its lifetime is gone.
+
+        Signing one per request was a tenth of the load generator's CPU."""
+        now = time.monotonic()
+        cached = self._tokens.get(user_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        token = issue_token(user_id, secret=self.token_secret, ttl_s=TOKEN_TTL_S)
+        self._tokens[user_id] = (token, now + TOKEN_TTL_S / 2)
+        return token
 
     def http(self, *, max_connections: int = 256, timeout_s: float = 10.0) -> AppHttp:
         """An HTTP client of the app (through the ``app`` proxy)."""
@@ -321,6 +355,12 @@ class Scenario(Protocol):
         """SLO table overrides of the defaults (e.g. disable what does not apply)."""
 
     async def run(self, ctx: ScenarioContext) -> None: ...
+
+    # Optional attributes, read with getattr by the runner:
+    #   max_projects: int        -- seed at most this many projects
+    #   app_args: tuple[str,...] -- extra options of the app (fault injection)
+    #   user_pool: bool          -- seed as many users as projects, shared
+    #                               across projects (see runner.seed_spec)
 
 
 ScenarioRun = Callable[[ScenarioContext], Awaitable[None]]

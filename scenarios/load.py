@@ -1,8 +1,9 @@
 """``load``: many projects, their assignees connected, completions at a sustained rate.
 
 The seed's first testing-checklist item ("load test with 1000+ concurrent
-projects"). Every project's assignees of the coming steps are connected
-(one client per user) and subscribed to their project; batch generation
+projects"). Users come from a pool as large as the number of projects (a user is a
+member of about four projects). Every project's assignees of the coming
+steps are connected (one client per user) and subscribed to their projects; batch generation
 creates every project's first alert; then completions arrive open-loop at
 ``--rate`` for ``--duration``, project after project, round after round.
 Judged by every checker of the history and the SLOs except reconnection
@@ -50,6 +51,9 @@ class LoadScenario:
         "delivery_latency": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {"reconnection_p99_ms": {"enabled": False}}
+    #: As many users as projects, each a member of about four projects: 1,000
+    #: projects have (at most) 1,000 subscribers, however many rounds run.
+    user_pool = True
 
     async def run(self, ctx: ScenarioContext) -> None:
         params = ctx.params
@@ -117,16 +121,21 @@ class LoadScenario:
             # Let the generation burst arrive before the sustained load, so
             # neither disturbs the other's figures.
             ctx.extra["drained_generation"] = await ctx.drain(announced)
+            # A phase of its own: queries_per_request judges each phase.
+            await ctx.snapshot_pg_stat("generated")
             measured = total - warmup
-            ctx.generator = await run_open_loop(
-                constant_rate(params.rate_per_s, measured / params.rate_per_s, seed=params.seed),
-                workload.operation(ctx, http, offset=warmup),
-                history=ctx.history,
-                max_in_flight=512,
-                deadline_s=measured / params.rate_per_s + 30.0,
-                f="complete",
-                describe=lambda i: workload.describe(i + warmup),
-            )
+            with ctx.measuring_resources():
+                ctx.generator = await run_open_loop(
+                    constant_rate(
+                        params.rate_per_s, measured / params.rate_per_s, seed=params.seed
+                    ),
+                    workload.operation(ctx, http, offset=warmup),
+                    history=ctx.history,
+                    max_in_flight=512,
+                    deadline_s=measured / params.rate_per_s + 30.0,
+                    f="complete",
+                    describe=lambda i: workload.describe(i + warmup),
+                )
             await ctx.snapshot_pg_stat("after")
 
         # Drain: every committed alert whose assignee is connected has arrived.

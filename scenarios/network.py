@@ -82,9 +82,10 @@ class NetworkScenario:
                 f="complete",
                 describe=workload.describe,
             )
-            ctx.generator, _events = await asyncio.gather(
-                load, run_schedule([At(total / rate / 3, outage)])
-            )
+            with ctx.measuring_resources():
+                ctx.generator, _events = await asyncio.gather(
+                    load, run_schedule([At(total / rate / 3, outage)])
+                )
 
         clients = list(fleet.clients.values())
 

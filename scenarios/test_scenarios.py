@@ -57,6 +57,13 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
     assert (report / "report.html").stat().st_size > 0
     assert (report / "junit.xml").exists()
     assert (report / "history.jsonl").exists()
+    if name in ("load", "network"):
+        # The CPU of every local process over the measured load, per completion.
+        assert results.resources is not None
+        roles = results.resources["roles"]
+        assert {"app", "postgres", "toxiproxy", "harness (generator + clients)"} <= set(roles)
+        assert all(role["cpu_ms_per_op"] > 0 for role in roles.values() if role["cpu_s"] > 0)
+        assert roles["app"]["cpu_s"] > 0
 
 
 @pytest.mark.parametrize(

@@ -261,6 +261,57 @@ def _self_check(cells: Sequence[SelfCheckCell]) -> str:
     )
 
 
+def resources_summary(res: dict[str, Any]) -> str:
+    """One line: CPU per operation by role, and how busy the machine was."""
+    roles = res.get("roles") or {}
+    per_op = [
+        f"{role} {_num(v.get('cpu_ms_per_op'), 'ms')}"
+        for role, v in roles.items()
+        if v.get("cpu_ms_per_op") is not None
+    ]
+    parts = [f"CPU per operation: {', '.join(per_op)}"] if per_op else []
+    parts.append(f"machine {_num(res.get('machine_busy_pct'), '%')} busy")
+    if res.get("saturated"):
+        parts.append("SATURATED: the figures are this machine's limit, not the pipeline's")
+    return "; ".join(parts)
+
+
+def _resources(r: RunResults) -> str:
+    res = r.resources
+    if not res or not res.get("roles"):
+        return ""
+    rows = [
+        [
+            _td(escape(role)),
+            _td(_num(v.get("cpu_pct"), "%"), "num"),
+            _td(_num(v.get("cpu_ms_per_op"), "ms"), "num"),
+        ]
+        for role, v in res["roles"].items()
+    ]
+    rows.append(
+        [
+            _td("<b>all measured processes</b>"),
+            _td(_num(res.get("total_cpu_pct"), "%"), "num"),
+            _td(_num(res.get("total_cpu_ms_per_op"), "ms"), "num"),
+        ]
+    )
+    note = (
+        f"<p>Over the measured load ({_num(res.get('window_s'), 's')}, "
+        f"{_num(res.get('operations'))} operations) on {_num(res.get('cores'))} cores; "
+        "100 % is one core. "
+        f"{escape(resources_summary(res))}.</p>"
+    )
+    if res.get("unmeasured"):
+        note += (
+            f"<p>Not measured (not local processes): {escape(', '.join(res['unmeasured']))}.</p>"
+        )
+    return (
+        "<h2>CPU by process</h2>"
+        + note
+        + _table(["process", "CPU (share of one core)", "CPU per operation"], rows)
+    )
+
+
 def _queries(r: RunResults) -> str:
     q = r.queries
     if not q or not q.get("deltas"):
@@ -302,6 +353,7 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _slos(results),
             _checks(results),
             _generator(results),
+            _resources(results),
             _latency(results),
             _timeline(results),
             _queries(results),

@@ -161,6 +161,8 @@ class RunResults:
     """Named counters."""
     queries: dict[str, Any] | None = None
     """``PgStatDiff.to_dict()`` of the measured load, if taken."""
+    resources: dict[str, Any] | None = None
+    """``ResourceUsage.to_dict()``: CPU by process role over the measured load."""
     checks: tuple[CheckResult, ...] = ()
     """Checker verdicts."""
     slos: tuple[SloVerdict, ...] = ()
@@ -198,6 +200,7 @@ class RunResults:
             "latencies": {k: v.to_dict() for k, v in self.latencies.items()},
             "counters": self.counters,
             "queries": self.queries,
+            "resources": self.resources,
             "checks": [c.to_dict() for c in self.checks],
             "slos": [s.to_dict() for s in self.slos],
             "faults": [_fields(f) for f in self.faults],
@@ -233,6 +236,7 @@ class RunResults:
                 },
                 counters=dict(data.get("counters") or {}),
                 queries=data.get("queries"),
+                resources=data.get("resources"),
                 checks=tuple(CheckResult.from_dict(c) for c in data.get("checks") or ()),
                 slos=tuple(SloVerdict.from_dict(s) for s in data.get("slos") or ()),
                 faults=tuple(_span(f) for f in data.get("faults") or ()),
@@ -292,6 +296,7 @@ def make_results(
     latencies: Mapping[str, LatencyRecorder | LatencyMetric] | None = None,
     counters: Mapping[str, int] | None = None,
     queries: Mapping[str, Any] | None = None,
+    resources: Mapping[str, Any] | None = None,
     checks: Sequence[CheckResult] = (),
     slos: Sequence[SloVerdict] = (),
     faults: Sequence[FaultSpan] = (),
@@ -329,6 +334,7 @@ def make_results(
         latencies=metrics,
         counters=dict(counters or {}),
         queries=dict(queries) if queries is not None else None,
+        resources=dict(resources) if resources is not None else None,
         checks=tuple(checks),
         slos=tuple(slos),
         faults=tuple(faults),

@@ -206,6 +206,14 @@ class Stack:
             raise StackUnavailable("redis", f"no PONG from {self.redis.url}", "Is it running?")
         return {"postgres": rows[0]["version"], "redis": "PONG"}
 
+    def local_processes(self) -> dict[str, int]:
+        """Process id of each server this stack started on this machine, by name
+        (``postgres``, ``redis``, ``toxiproxy``, ``app``, ``app1``...); Docker
+        and external services are not in it."""
+        if self.run_dir is None:
+            return {}
+        return {proc.name: proc.pid for proc in self.run_dir.children if proc.alive()}
+
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary: providers, addresses and startup times."""
         return {

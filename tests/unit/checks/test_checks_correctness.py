@@ -332,6 +332,27 @@ def test_queries_per_request_fails_over_the_limit_listing_the_statements() -> No
     assert queries_per_request(h).valid is True  # no limit: measure only
 
 
+def test_queries_per_request_judges_each_phase_and_reports_the_worst() -> None:
+    # One batch request doing 80 statements (an N+1 over 20 projects) must not
+    # hide behind 40 cheap completions: 120 / 41 would be under the limit.
+    h, clock = new_history()
+    h.snapshot("pg_stat_statements", [stat(0, "SELECT t")], label="before")
+    clock.at(1.0)
+    h.ok(h.invoke("c", "generate", {"projects": 20}))
+    clock.at(2.0)
+    h.snapshot("pg_stat_statements", [stat(80, "SELECT t")], label="generated")
+    requests(h, clock, 40, t=3.0)
+    clock.at(4.0)
+    h.snapshot("pg_stat_statements", [stat(80, "SELECT t"), stat(160, "UPDATE a")], label="after")
+    result = queries_per_request(h, limit=10)
+    assert result.valid is False
+    assert result.measurements == {"queries_per_request": pytest.approx(80.0)}
+    assert "generate: 80.00 = 80/1" in result.summary
+    assert "complete: 4.00 = 160/40" in result.summary
+    assert result.counts["requests"] == 41
+    assert result.counterexamples[0]["query"] == "SELECT t"
+
+
 def test_queries_per_request_is_unknown_without_snapshots_or_requests() -> None:
     h, clock = new_history()
     requests(h, clock, 2, t=0.0)

@@ -1,0 +1,167 @@
+"""CPU used by each process of a run, by role, over the measured window.
+
+On one machine the load generator, the subscribers, the app, the proxies and
+the databases share the same cores, so a latency figure means little without
+knowing who used the CPU. The runner marks the CPU time (user + system, the
+process and its descendants: Postgres's backends count as ``postgres``) of
+every process it started, plus its own, at the start and the end of the
+measured load, and reports per role the share of one core and the CPU
+milliseconds per operation. The whole machine's busy share is measured too:
+near 100 % the figures describe this machine's limit, not the pipeline's.
+
+Only local processes are known: with Docker or external services those roles
+are missing from the table (said in ``unmeasured``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+__all__ = [
+    "SATURATED_SHARE",
+    "CpuMark",
+    "ResourceUsage",
+    "mark_cpu",
+    "process_cpu_s",
+    "usage_between",
+]
+
+#: Machine busy share from which a run is flagged as CPU-saturated.
+SATURATED_SHARE = 0.9
+
+
+def process_cpu_s(pid: int, *, children: bool = True) -> float | None:
+    """User + system CPU seconds of ``pid`` and (``children``) its live
+    descendants; None if the process is gone."""
+    try:
+        proc = psutil.Process(pid)
+        family = [proc, *proc.children(recursive=True)] if children else [proc]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for member in family:
+        try:
+            times = member.cpu_times()
+        except psutil.Error:
+            continue  # a backend that just exited
+        total += times.user + times.system
+    return total
+
+
+def _machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    total = sum(times)
+    return total - idle, total
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """CPU seconds of each role at one moment."""
+
+    mono_s: float
+    cpu_s: dict[str, float]
+    machine_busy_s: float
+    machine_total_s: float
+    unmeasured: tuple[str, ...] = ()
+
+
+def mark_cpu(
+    processes: Mapping[str, int],
+    *,
+    alone: Mapping[str, int] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    read: Callable[[int, bool], float | None] = lambda pid, children: process_cpu_s(
+        pid, children=children
+    ),
+    machine: Callable[[], tuple[float, float]] = _machine_busy_s,
+) -> CpuMark:
+    """Read the CPU seconds of each role: ``processes`` (role -> pid) with
+    their descendants, ``alone`` (role -> pid) without (the harness itself,
+    whose descendants are the stack's servers)."""
+    cpu: dict[str, float] = {}
+    missing: list[str] = []
+    wanted = [(role, pid, True) for role, pid in processes.items()]
+    wanted += [(role, pid, False) for role, pid in (alone or {}).items()]
+    for role, pid, children in wanted:
+        seconds = read(pid, children)
+        if seconds is None:
+            missing.append(role)
+        else:
+            cpu[role] = seconds
+    busy, total = machine()
+    return CpuMark(clock(), cpu, busy, total, tuple(missing))
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    """CPU by role between two marks."""
+
+    window_s: float
+    cores: int
+    cpu_s: dict[str, float]
+    machine_busy_share: float
+    """Busy share of all the machine's cores over the window (0..1)."""
+    operations: int | None = None
+    unmeasured: tuple[str, ...] = field(default=())
+
+    @property
+    def saturated(self) -> bool:
+        return self.machine_busy_share >= SATURATED_SHARE
+
+    def to_dict(self) -> dict[str, Any]:
+        roles = {
+            role: {
+                "cpu_s": round(seconds, 3),
+                # Share of one core (100 = one core busy the whole window).
+                "cpu_pct": round(100 * seconds / self.window_s, 1) if self.window_s else None,
+                "cpu_ms_per_op": (
+                    round(1000 * seconds / self.operations, 3) if self.operations else None
+                ),
+            }
+            for role, seconds in sorted(self.cpu_s.items(), key=lambda kv: -kv[1])
+        }
+        total = sum(self.cpu_s.values())
+        return {
+            "window_s": round(self.window_s, 3),
+            "cores": self.cores,
+            "operations": self.operations,
+            "roles": roles,
+            "total_cpu_pct": round(100 * total / self.window_s, 1) if self.window_s else None,
+            "total_cpu_ms_per_op": (
+                round(1000 * total / self.operations, 3) if self.operations else None
+            ),
+            "machine_busy_pct": round(100 * self.machine_busy_share, 1),
+            "saturated": self.saturated,
+            "unmeasured": list(self.unmeasured),
+        }
+
+
+def usage_between(
+    start: CpuMark, end: CpuMark, *, operations: int | None = None, cores: int | None = None
+) -> ResourceUsage:
+    """What each role used from ``start`` to ``end`` (roles present in both marks)."""
+    window = max(end.mono_s - start.mono_s, 0.0)
+    cpu = {
+        role: max(end.cpu_s[role] - start.cpu_s[role], 0.0)
+        for role in start.cpu_s
+        if role in end.cpu_s
+    }
+    total = end.machine_total_s - start.machine_total_s
+    busy = end.machine_busy_s - start.machine_busy_s
+    missing = sorted({*start.unmeasured, *end.unmeasured, *(set(start.cpu_s) ^ set(end.cpu_s))})
+    return ResourceUsage(
+        window_s=window,
+        cores=cores or os.cpu_count() or 1,
+        cpu_s=cpu,
+        machine_busy_share=min(max(busy / total, 0.0), 1.0) if total > 0 else 0.0,
+        operations=operations,
+        unmeasured=tuple(missing),
+    )

@@ -1,0 +1,80 @@
+"""CPU by process role over a window (harness.metrics.resources) and its report."""
+
+from __future__ import annotations
+
+import os
+
+from harness.metrics.resources import CpuMark, mark_cpu, process_cpu_s, usage_between
+from harness.report import make_results
+from harness.report.html import render_html
+
+
+def _mark(t: float, cpu: dict[str, float], busy: float, total: float) -> CpuMark:
+    return CpuMark(mono_s=t, cpu_s=cpu, machine_busy_s=busy, machine_total_s=total)
+
+
+def test_usage_is_per_role_share_of_a_core_and_per_operation() -> None:
+    start = _mark(100.0, {"app": 10.0, "postgres": 4.0}, busy=50.0, total=100.0)
+    end = _mark(110.0, {"app": 17.0, "postgres": 6.0}, busy=65.0, total=120.0)
+    usage = usage_between(start, end, operations=1000, cores=2).to_dict()
+    assert usage["window_s"] == 10.0
+    assert usage["roles"]["app"] == {"cpu_s": 7.0, "cpu_pct": 70.0, "cpu_ms_per_op": 7.0}
+    assert usage["roles"]["postgres"]["cpu_ms_per_op"] == 2.0
+    assert list(usage["roles"]) == ["app", "postgres"]  # biggest first
+    assert usage["total_cpu_pct"] == 90.0
+    assert usage["total_cpu_ms_per_op"] == 9.0
+    assert usage["machine_busy_pct"] == 75.0
+    assert usage["saturated"] is False
+
+
+def test_a_machine_busy_near_every_core_is_flagged_saturated() -> None:
+    start = _mark(0.0, {"app": 0.0}, busy=0.0, total=0.0)
+    end = _mark(10.0, {"app": 9.5}, busy=19.0, total=20.0)
+    assert usage_between(start, end, cores=2).to_dict()["saturated"] is True
+
+
+def test_a_role_that_vanished_is_reported_unmeasured_not_zero() -> None:
+    def read(pid: int, children: bool) -> float | None:
+        return None if pid == 2 else 1.0
+
+    start = mark_cpu({"app": 1, "redis": 2}, read=read, machine=lambda: (1.0, 2.0))
+    end = mark_cpu({"app": 1}, read=read, machine=lambda: (2.0, 4.0))
+    usage = usage_between(start, end).to_dict()
+    assert set(usage["roles"]) == {"app"}
+    assert usage["unmeasured"] == ["redis"]
+    assert usage["operations"] is None
+    assert usage["roles"]["app"]["cpu_ms_per_op"] is None
+
+
+def test_the_harness_is_read_without_its_children() -> None:
+    calls: list[tuple[int, bool]] = []
+
+    def read(pid: int, children: bool) -> float:
+        calls.append((pid, children))
+        return 0.0
+
+    mark_cpu({"postgres": 7}, alone={"harness": 8}, read=read, machine=lambda: (0.0, 1.0))
+    assert calls == [(7, True), (8, False)]
+
+
+def test_process_cpu_grows_with_work_and_is_none_for_a_missing_pid() -> None:
+    before = process_cpu_s(os.getpid(), children=False)
+    assert before is not None
+    sum(i * i for i in range(300_000))
+    after = process_cpu_s(os.getpid(), children=False)
+    assert after is not None and after > before
+    assert process_cpu_s(2**22 + 12345) is None
+
+
+def test_the_report_shows_cpu_by_process_and_round_trips() -> None:
+    start = _mark(0.0, {"app": 0.0, "postgres": 0.0}, busy=0.0, total=10.0)
+    end = _mark(5.0, {"app": 4.0, "postgres": 1.0}, busy=9.6, total=20.0)
+    resources = usage_between(start, end, operations=500, cores=2).to_dict()
+    r = make_results(
+        run_id="r", scenario="load", started_at="a", finished_at="b", resources=resources
+    )
+    html = render_html(r)
+    assert "CPU by process" in html
+    assert "SATURATED" in html
+    assert "app 8 ms" in html
+    assert type(r).from_dict(r.to_dict()).resources == resources
