@@ -143,20 +143,26 @@ SELECT t.id, t.current_line_item_id, t.completed_at,
                WHERE pm.project_id = t.project_id AND pm.user_id = $2) AS is_member
 FROM project_workflow_trackers t WHERE t.project_id = $1
 """
+# The next active line item in workflow order, computed once (a CTE that is
+# MATERIALIZED; referenced twice in SET, a plain subquery ran twice).
 _ADVANCE_SQL = """
+WITH nxt AS MATERIALIZED (
+    SELECT (
+        SELECT li.id FROM workflow_line_items li
+        JOIN workflow_sections s ON s.id = li.section_id
+        JOIN workflow_phases p ON p.id = s.phase_id
+        WHERE li.is_active AND (p.position, s.position, li.position, li.id) > (
+            SELECT p0.position, s0.position, li0.position, li0.id FROM workflow_line_items li0
+            JOIN workflow_sections s0 ON s0.id = li0.section_id
+            JOIN workflow_phases p0 ON p0.id = s0.phase_id WHERE li0.id = $2)
+        ORDER BY p.position, s.position, li.position, li.id LIMIT 1
+    ) AS id
+)
 UPDATE project_workflow_trackers t SET
     current_line_item_id = nxt.id,
     completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
     updated_at = now()
-FROM (SELECT (
-    SELECT li.id FROM workflow_line_items li
-    JOIN workflow_sections s ON s.id = li.section_id
-    JOIN workflow_phases p ON p.id = s.phase_id
-    WHERE li.is_active AND (p.position, s.position, li.position, li.id) > (
-        SELECT p0.position, s0.position, li0.position, li0.id FROM workflow_line_items li0
-        JOIN workflow_sections s0 ON s0.id = li0.section_id
-        JOIN workflow_phases p0 ON p0.id = s0.phase_id WHERE li0.id = $2)
-    ORDER BY p.position, s.position, li.position, li.id LIMIT 1) AS id) nxt
+FROM nxt
 WHERE t.project_id = $1
 RETURNING t.current_line_item_id
 """
