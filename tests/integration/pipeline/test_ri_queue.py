@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ri_support import Api, StartApi
+from saq.job import Status
 
 from reference_impl import Flaw
 from reference_impl.completion import Stage
@@ -14,6 +15,7 @@ from reference_impl.db import Connection
 from reference_impl.seed import SeedResult
 
 JOB_TIMEOUT_S = 30
+ENDED = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 
 
 class FailFirst:
@@ -40,12 +42,27 @@ async def _enqueue(api: Api, seeded: SeedResult, line_index: int = 0) -> str:
 
 
 async def _finished(api: Api, job_id: str) -> dict[str, object]:
-    job = await api.runtime.queue.job(job_id)
-    assert job is not None
-    await job.refresh(until_complete=JOB_TIMEOUT_S)
-    response = await api.http.get(f"/api/queue/jobs/{job_id}", headers=api.auth(1))
-    body: dict[str, object] = response.json()
-    return body
+    """The job, as the API shows it, once it has ended (within JOB_TIMEOUT_S).
+
+    SAQ's sweep reads the active list, then acts on what it read: a job that
+    was dequeued but not yet marked active looks abandoned, and the sweep
+    queues it again, even if it completed in the meantime. Our completion is
+    idempotent (the re-run finds the step done and changes nothing), so the
+    job ends complete either way; this waits for its last end.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + JOB_TIMEOUT_S
+    while True:
+        job = await api.runtime.queue.job(job_id)
+        assert job is not None
+        if job.status in ENDED:
+            response = await api.http.get(f"/api/queue/jobs/{job_id}", headers=api.auth(1))
+            body: dict[str, object] = response.json()
+            if body["status"] in {s.value for s in ENDED}:
+                return body
+        remaining = deadline - loop.time()
+        assert remaining > 0, f"job {job_id} still {job.status.value} after {JOB_TIMEOUT_S} s"
+        await job.refresh(until_complete=remaining)
 
 
 async def _current(conn: Connection, seeded: SeedResult) -> int | None:
@@ -62,8 +79,14 @@ async def test_a_queued_completion_runs_on_the_worker(
     api = await start_api(run_worker=True)
     job = await _finished(api, await _enqueue(api, seeded))
     assert job["status"] == "complete"
-    assert job["attempts"] == 1
+    # Once, or again after a sweep that raced the dequeue: then the re-run
+    # found the step done and changed nothing.
+    assert job["result"]["outcome"] == ("completed" if job["attempts"] == 1 else "stale")  # type: ignore[index]
     assert await _current(conn, seeded) == seeded.active_line_items[1].id
+    alerts = await conn.fetchval(
+        "SELECT count(*) FROM workflow_alerts WHERE project_id = $1", seeded.project_ids[0]
+    )
+    assert alerts == 1  # the next step's alert, created once
 
 
 async def test_transient_failures_are_retried_with_backoff_until_success(
@@ -141,7 +164,7 @@ async def test_a_worker_killed_mid_job_does_not_lose_the_job(
     api.runtime.start_worker()
     job = await _finished(api, job_id)
     assert job["status"] == "complete"
-    assert job["attempts"] == 2
+    assert job["attempts"] >= 2  # type: ignore[operator]
     assert await _current(conn, seeded) == seeded.active_line_items[1].id
     active = await conn.fetchval(
         "SELECT count(*) FROM workflow_alerts WHERE project_id = $1 AND status = 'ACTIVE'",
