@@ -27,6 +27,7 @@ from harness import __version__
 from harness.errors import AlertbenchError, ConfigError
 from harness.report.html import resources_summary
 from harness.stack import PROVIDERS, AppSpec, Stack, StackConfig, reap_leftovers, start_stack
+from harness.stack.app import FANOUTS
 from reference_impl import loop as event_loop
 
 __all__ = ["main"]
@@ -178,7 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         metavar="N",
-        help="server processes of the app; Socket.IO emits cross them through Redis (default 1)",
+        help="server processes of the app; HTTP requests and clients take turns over them"
+        " (default 1)",
+    )
+    run.add_argument(
+        "--fanout",
+        choices=FANOUTS,
+        default="redis",
+        help="with --app-processes > 1, how an alert reaches every process: redis (one relay,"
+        " emits through python-socketio's Redis manager) or listen (every process runs the"
+        " LISTEN/NOTIFY relay for its own clients) (default redis)",
     )
     run.add_argument(
         "--sweep",
@@ -417,6 +427,7 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
         seed=args.seed,
         flaws=frozenset(args.flaw),
         app_processes=args.app_processes,
+        fanout=args.fanout,
     )
     options = RunOptions(
         slo_file=args.slo,

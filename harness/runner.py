@@ -176,6 +176,7 @@ async def run_scenario(
         spec = AppSpec(
             flaws=params.flaws,
             processes=params.app_processes,
+            fanout=params.fanout,
             database=database,
             extra_args=(*app_args, "--inject-seed", str(params.seed)) if app_args else (),
         )

@@ -24,6 +24,7 @@ from harness.errors import ConfigError
 from harness.history import History, Op, Receive
 from harness.metrics.resources import CpuMark, mark_cpu
 from harness.stack import Stack, _sql
+from harness.stack.app import FANOUTS
 from harness.workload import GeneratorReport, OpFailed
 from reference_impl.auth import issue_token
 from reference_impl.client import ClientEvent, ReconnectPolicy
@@ -58,6 +59,8 @@ class RunParams:
     flaws: frozenset[str] = frozenset()
     #: Server processes of the app.
     app_processes: int = 1
+    #: How alerts reach every app process (``redis`` or ``listen``; see AppSpec).
+    fanout: str = "redis"
     #: Time allowed after the load for in-flight deliveries, in seconds.
     drain_s: float = 5.0
 
@@ -72,6 +75,10 @@ class RunParams:
             raise ConfigError("--seed", f"must be in [0, 2**63), got {self.seed}")
         if not 0 <= self.drain_s <= 600:
             raise ConfigError("--drain", f"must be in [0, 600] s, got {self.drain_s}")
+        if self.fanout not in FANOUTS:
+            raise ConfigError(
+                "--fanout", f"must be one of {', '.join(FANOUTS)}, got {self.fanout!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +88,7 @@ class RunParams:
             "seed": self.seed,
             "flaws": sorted(self.flaws),
             "app_processes": self.app_processes,
+            "fanout": self.fanout,
             "drain_s": self.drain_s,
         }
 
@@ -151,8 +159,13 @@ class ScenarioContext:
         return token
 
     def http(self, *, max_connections: int = 256, timeout_s: float = 10.0) -> AppHttp:
-        """An HTTP client of the app (through the ``app`` proxy)."""
-        return AppHttp(self.app_url, max_connections=max_connections, timeout_s=timeout_s)
+        """An HTTP client of the app (through the ``app`` proxies): with several
+        app processes, requests take turns over them, as behind a load balancer."""
+        return AppHttp(
+            self.stack.app_urls or [self.app_url],
+            max_connections=max_connections,
+            timeout_s=timeout_s,
+        )
 
     # -- operations --------------------------------------------------------
 

@@ -8,6 +8,8 @@ Responses are read whole and parsed as JSON when they are JSON.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -42,12 +44,24 @@ class HttpStatusError(Exception):
 
 
 class AppHttp:
-    """``async with AppHttp(url) as http: await http.post(path, ...)``."""
+    """``async with AppHttp(url) as http: await http.post(path, ...)``.
+
+    Given several base URLs (one per app process), requests take turns over
+    them, as behind a round-robin load balancer."""
 
     def __init__(
-        self, base_url: str, *, max_connections: int = 256, timeout_s: float = 10.0
+        self,
+        base_url: str | Sequence[str],
+        *,
+        max_connections: int = 256,
+        timeout_s: float = 10.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("base_url: at least one URL is needed")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0]
+        self._turn = itertools.cycle(self.base_urls)
         self._max_connections = max_connections
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -80,7 +94,7 @@ class AppHttp:
         if self._session is None:
             raise RuntimeError("AppHttp is not open: use it with 'async with'")
         async with self._session.request(
-            method, f"{self.base_url}{path}", json=json, headers=headers
+            method, f"{next(self._turn)}{path}", json=json, headers=headers
         ) as response:
             text = await response.text()
             body = None

@@ -20,7 +20,10 @@ from harness.errors import ConfigError
 from harness.stack._net import LOOPBACK
 from harness.stack._process import ManagedProcess, RunDir, launch_on_free_port
 
-__all__ = ["DEFAULT_TOKEN_SECRET", "AppProcesses", "AppSpec", "launch_app"]
+__all__ = ["DEFAULT_TOKEN_SECRET", "FANOUTS", "AppProcesses", "AppSpec", "launch_app"]
+
+#: How a committed alert reaches the clients of every app process.
+FANOUTS: tuple[str, ...] = ("redis", "listen")
 
 #: The reference pipeline's development secret (127.0.0.1 only).
 DEFAULT_TOKEN_SECRET = "alertbench-dev-secret-not-for-production"
@@ -32,8 +35,13 @@ class AppSpec:
 
     #: Named flaws to switch on (validated by the app; see ``reference_impl.Flaw``).
     flaws: frozenset[str] = frozenset()
-    #: Server processes; emits cross processes through Redis when > 1.
+    #: Server processes; see ``fanout`` for how an alert reaches every process.
     processes: int = 1
+    #: With several processes: ``redis`` (one relay; its emits cross processes
+    #: through python-socketio's Redis manager) or ``listen`` (every process
+    #: runs the LISTEN/NOTIFY relay and emits to its own clients; Postgres is
+    #: the fan-out, no Socket.IO pub/sub hop).
+    fanout: str = "redis"
     #: Run a queue worker in each process.
     worker: bool = True
     #: Database on the stack's Postgres (created if missing).
@@ -48,6 +56,8 @@ class AppSpec:
             raise ConfigError("processes", f"must be in 1..32, got {self.processes}")
         if len(self.token_secret) < 32:
             raise ConfigError("token_secret", "must be at least 32 characters")
+        if self.fanout not in FANOUTS:
+            raise ConfigError("fanout", f"must be one of {', '.join(FANOUTS)}, got {self.fanout!r}")
 
 
 @dataclass
@@ -77,9 +87,9 @@ def _argv(spec: AppSpec, index: int, pg_dsn: str, redis_url: str, port: int) -> 
     argv += ["--token-secret", spec.token_secret]
     for flaw in sorted(spec.flaws):
         argv += ["--flaw", flaw]
-    if spec.processes > 1:
+    if spec.processes > 1 and spec.fanout == "redis":
         argv.append("--socketio-redis")
-    if index > 0:
+    if index > 0 and spec.fanout == "redis":
         argv.append("--no-relay")
     if not spec.worker:
         argv.append("--no-worker")

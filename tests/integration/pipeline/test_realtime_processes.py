@@ -1,4 +1,9 @@
-"""Two server processes share emits through python-socketio's Redis manager."""
+"""Two server processes deliver every alert to the clients of both.
+
+``redis``: one relay, its emits cross processes through python-socketio's
+Redis manager. ``listen``: each process runs the LISTEN/NOTIFY relay and
+emits to its own clients.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 from ri_support import EventLog
 
 from harness.stack._net import free_port
@@ -26,7 +32,7 @@ async def _server(pg_dsn: str, redis_url: str, log: Path, *extra: str) -> AsyncI
     argv = [
         sys.executable, "-m", "reference_impl",
         "--pg-dsn", pg_dsn, "--redis-url", redis_url,
-        "--port", str(port), "--socketio-redis", "--no-worker", "--log-level", "WARNING",
+        "--port", str(port), "--no-worker", "--log-level", "WARNING",
         *extra,
     ]  # fmt: skip
     with log.open("wb") as out:
@@ -51,9 +57,18 @@ async def _server(pg_dsn: str, redis_url: str, log: Path, *extra: str) -> AsyncI
             await asyncio.wait_for(proc.wait(), timeout=15)
 
 
-async def test_a_client_on_either_process_gets_every_event_meant_for_it(
-    pg_dsn: str, redis_url: str, seeded: SeedResult, tmp_path: Path
+FANOUT_FLAGS = {
+    # (flags of the first process, flags of the second)
+    "redis": (("--socketio-redis",), ("--socketio-redis", "--no-relay")),
+    "listen": ((), ()),
+}
+
+
+@pytest.mark.parametrize("fanout", sorted(FANOUT_FLAGS))
+async def test_a_client_on_either_process_gets_every_event_meant_for_it_once(
+    pg_dsn: str, redis_url: str, seeded: SeedResult, tmp_path: Path, fanout: str
 ) -> None:
+    first_flags, second_flags = FANOUT_FLAGS[fanout]
     p = seeded.project_ids[0]
     first, second = seeded.active_line_items[:2]
     assignee = seeded.members[p][second.responsible_role]
@@ -61,11 +76,12 @@ async def test_a_client_on_either_process_gets_every_event_meant_for_it(
     completer = seeded.members[p]["project_manager"]
 
     async with (
-        _server(pg_dsn, redis_url, tmp_path / "a.log") as relaying,
-        _server(pg_dsn, redis_url, tmp_path / "b.log", "--no-relay") as plain,
+        _server(pg_dsn, redis_url, tmp_path / "a.log", *first_flags) as relaying,
+        _server(pg_dsn, redis_url, tmp_path / "b.log", *second_flags) as plain,
     ):
         logs = {"assignee": EventLog(), "bystander": EventLog()}
-        # The assignee listens on the process without the relay.
+        # The assignee listens on the second process (without the relay in
+        # ``redis`` mode).
         clients = [
             AlertClient(
                 plain,
@@ -96,6 +112,21 @@ async def test_a_client_on_either_process_gets_every_event_meant_for_it(
             await logs["assignee"].wait_for(lambda log: len(log.named("workflow_updated")) == 1)
             await logs["bystander"].wait_for(lambda log: len(log.named("workflow_updated")) == 1)
             assert logs["bystander"].alert_ids() == []
+            # A later completion's events come after: had either process sent
+            # an event twice, it would show before these (same order per client).
+            async with httpx.AsyncClient(base_url=relaying, timeout=10) as http:
+                response = await http.post(
+                    f"/api/projects/{p}/line-items/{second.id}/complete",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            assert response.status_code == 200, response.text
+            for log in logs.values():
+                await log.wait_for(lambda log: len(log.named("workflow_updated")) == 2)
+            for log in logs.values():
+                ids = log.alert_ids()
+                assert len(ids) == len(set(ids)), ids  # no alert twice
+                assert len(log.named("workflow_updated")) == 2
+            assert logs["assignee"].alert_ids()[0] == alert_id
         finally:
             for client in clients:
                 await client.stop()
