@@ -13,15 +13,17 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness import __version__
 from harness.errors import AlertbenchError, ConfigError
@@ -429,11 +431,14 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
         app_processes=args.app_processes,
         fanout=args.fanout,
     )
+    display, show, interval_s = _live_display(out)
     options = RunOptions(
         slo_file=args.slo,
         slo_overrides=tuple(args.slo_override),
         reports_dir=args.reports_dir,
         run_id=new_run_id("run", suffix=""),
+        live=show,
+        live_interval_s=interval_s,
     )
     # Fail on a bad SLO file or override before starting anything.
     from harness.slo import load_slos
@@ -451,7 +456,7 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     if rates is not None and len(chosen) != 1:
         raise ConfigError("--sweep", "sweeps one scenario at a time (e.g. `run load --sweep`)")
     progress(f"run {options.run_id}: {', '.join(s.name for s in chosen)}")
-    with start_stack(config) as stack:
+    with start_stack(config) as stack, display:
         if rates is not None:
             swept = event_loop.run(
                 sweep_rates(chosen[0], stack, params, rates, options=options, progress=progress)
@@ -485,6 +490,24 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+#: Seconds between plain status lines when the output is not a terminal (CI).
+PLAIN_STATUS_INTERVAL_S = 10.0
+
+
+def _live_display(
+    out: Console,
+) -> tuple[contextlib.AbstractContextManager[Any], Callable[[str], None], float]:
+    """(context, sink, interval): a rich live line on a terminal, else plain lines."""
+    if out.is_terminal:
+        display = Live(Text(""), console=out, refresh_per_second=4, transient=True)
+        return display, lambda line: display.update(Text(line)), 1.0
+
+    def plain(line: str) -> None:
+        out.print(f"[dim]{datetime.now():%H:%M:%S}[/] {escape(line)}", highlight=False)
+
+    return contextlib.nullcontext(), plain, PLAIN_STATUS_INTERVAL_S
+
+
 def _sweep_table(results: Sequence[Any]) -> Table:
     table = Table(title="rate sweep")
     for column in (
@@ -493,6 +516,8 @@ def _sweep_table(results: Sequence[Any]) -> Table:
         "generator",
         "request p99 ms",
         "delivery p99 ms",
+        "CPU ms/op",
+        "machine busy",
         "verdict",
     ):
         table.add_column(column)
@@ -501,12 +526,15 @@ def _sweep_table(results: Sequence[Any]) -> Table:
         gen = result.generator or {}
         request = result.latencies.get("request.corrected")
         delivery = result.latencies.get("delivery.new_alert")
+        res = result.resources or {}
         table.add_row(
             f"{result.config.get('rate_per_s', 0):g}",
             f"{gen.get('achieved_rate_per_s', 0):.0f}",
             "valid" if gen.get("valid") else "INVALID",
             _ms(request.summary.p99_ms if request else None),
             _ms(delivery.summary.p99_ms if delivery else None),
+            _ms(res.get("total_cpu_ms_per_op")),
+            "n/a" if res.get("machine_busy_pct") is None else f"{res['machine_busy_pct']:.0f} %",
             result.verdict,
         )
         if result.exit_code == 0:

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,9 @@ from typing import Any
 from harness.checks import CheckResult, FinalState, collect_measurements, run_checks
 from harness.errors import AlertbenchError, ConfigError
 from harness.history import Commit, History, Op, Receive
+from harness.live import live_status
 from harness.metrics import LatencyRecorder
-from harness.metrics.resources import usage_between
+from harness.metrics.resources import gc_pauses_from_metrics, usage_between
 from harness.report import (
     RunResults,
     SelfCheckCell,
@@ -70,6 +72,10 @@ class RunOptions:
     slo_overrides: tuple[str, ...] = ()
     reports_dir: Path = Path("reports")
     run_id: str | None = None
+    #: Called with each scenario's live status line while it runs (a rich
+    #: live display on a terminal, plain lines in CI); None: silent.
+    live: Callable[[str], None] | None = None
+    live_interval_s: float = 1.0
 
 
 def delivery_latencies(history: History) -> dict[str, LatencyRecorder]:
@@ -191,10 +197,17 @@ async def run_scenario(
             token_secret=spec.token_secret,
         )
         progress(f"{scenario.name}: running")
+        show = options.live
         try:
-            await scenario.run(ctx)
+            async with live_status(
+                history,
+                (lambda status: show(status.line(scenario.name))) if show else None,
+                interval_s=options.live_interval_s,
+            ):
+                await scenario.run(ctx)
         finally:
             await ctx.close_fleets()
+            ctx.extra["app_gc_pauses"] = await asyncio.to_thread(_app_gc_pauses, stack)
             await asyncio.to_thread(stack.stop_app)
         final = await _final_state(stack, database)
         progress(f"{scenario.name}: checking {len(history)} history events")
@@ -232,6 +245,20 @@ async def run_scenario(
     )
     write_run(results, options.reports_dir, history=history)
     return results
+
+
+def _app_gc_pauses(stack: Stack) -> dict[str, Any]:
+    """Each app process's garbage-collector pauses over its life (from /metrics)."""
+    found: dict[str, Any] = {}
+    urls = stack.app.direct_urls if stack.app is not None else []
+    for index, url in enumerate(urls):
+        name = "app" if index == 0 else f"app{index}"
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5.0) as response:
+                found[name] = gc_pauses_from_metrics(response.read().decode())
+        except (OSError, ValueError) as exc:
+            found[name] = {"error": f"could not read {url}/metrics: {exc}"}
+    return found
 
 
 def _resources(ctx: ScenarioContext | None, generator: Any) -> dict[str, Any] | None:

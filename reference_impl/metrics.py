@@ -6,12 +6,18 @@ per request, duplicates prevented, queue retries and dead letters.
 
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_GC_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _QUERY_BUCKETS = (1, 2, 3, 5, 7, 10, 15, 25, 50, 100, 300, 1000, 3000, 10000, 40000)
 
 
@@ -86,6 +92,36 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every garbage collection of this process (a full one stops the
+        event loop: with thousands of Socket.IO sessions, for 100+ ms) into
+        ``alertbench_gc_pause_seconds{generation}``. Returns the function that
+        stops watching."""
+        pauses = Histogram(
+            "alertbench_gc_pause_seconds",
+            "Time the garbage collector stopped the process, per generation collected.",
+            ["generation"],
+            buckets=_GC_BUCKETS_S,
+            registry=self.registry,
+        )
+        started: list[float] = []
+
+        def callback(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                pauses.labels(str(info.get("generation", "?"))).observe(
+                    time.perf_counter() - started.pop()
+                )
+
+        gc.callbacks.append(callback)
+
+        def stop() -> None:
+            if callback in gc.callbacks:
+                gc.callbacks.remove(callback)
+
+        return stop
 
     def observe_relay(self, kind: str) -> None:
         """Count one relay event (``live`` | ``replay`` | ``connect``)."""

@@ -71,6 +71,7 @@ class Runtime:
         self.emitter = emitter
         self._worker: Worker[Context] | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._unwatch_gc = metrics.watch_gc()
 
     @classmethod
     async def start(
@@ -142,6 +143,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop the worker and close every connection; one failure does not leak the rest."""
+        self._unwatch_gc()
         for step in (self.stop_worker, self.queue.close, self.cache.close, self.pool.close):
             try:
                 await step()

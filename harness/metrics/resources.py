@@ -165,3 +165,39 @@ def usage_between(
         operations=operations,
         unmeasured=tuple(missing),
     )
+
+
+def gc_pauses_from_metrics(text: str) -> dict[str, dict[str, float | int | None]]:
+    """Per generation collected: count, total pause (ms) and a bound on the
+    longest pause (the smallest histogram bucket holding all of them), from
+    the app's ``alertbench_gc_pause_seconds`` in Prometheus text format."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[str, float | int | None]] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "alertbench_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            generation = sample.labels.get("generation", "?")
+            entry = out.setdefault(
+                generation, {"collections": 0, "pause_ms_total": 0.0, "longest_ms_at_most": None}
+            )
+            if sample.name.endswith("_count"):
+                entry["collections"] = int(sample.value)
+            elif sample.name.endswith("_sum"):
+                entry["pause_ms_total"] = round(sample.value * 1000, 1)
+            elif sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                buckets.setdefault(generation, []).append((bound, sample.value))
+    for generation, pairs in buckets.items():
+        total = out[generation]["collections"]
+        if not total:
+            continue
+        for bound, cumulative in sorted(pairs):
+            if cumulative >= total:
+                out[generation]["longest_ms_at_most"] = (
+                    None if bound == float("inf") else round(bound * 1000, 1)
+                )
+                break
+    return dict(sorted(out.items()))

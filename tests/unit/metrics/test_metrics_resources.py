@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
-from harness.metrics.resources import CpuMark, mark_cpu, process_cpu_s, usage_between
+from harness.metrics.resources import (
+    CpuMark,
+    gc_pauses_from_metrics,
+    mark_cpu,
+    process_cpu_s,
+    usage_between,
+)
 from harness.report import make_results
 from harness.report.html import render_html
+from reference_impl.metrics import Metrics
 
 
 def _mark(t: float, cpu: dict[str, float], busy: float, total: float) -> CpuMark:
@@ -84,3 +92,27 @@ def test_the_report_shows_cpu_by_process_and_round_trips() -> None:
     assert "SATURATED" in html
     assert "app 8 ms" in html
     assert type(r).from_dict(r.to_dict()).resources == resources
+
+
+def test_the_apps_gc_pauses_are_timed_and_read_back_from_its_metrics() -> None:
+    metrics = Metrics()
+    stop = metrics.watch_gc()
+    try:
+        gc.collect()  # a full collection: generation 2
+        gc.collect(0)
+    finally:
+        stop()
+    stop()  # idempotent
+    pauses = gc_pauses_from_metrics(metrics.render().decode())
+    assert pauses["2"]["collections"] >= 1
+    assert pauses["0"]["collections"] >= 1
+    longest = pauses["2"]["longest_ms_at_most"]
+    assert longest is not None
+    assert longest > 0
+    before = pauses["2"]["collections"]
+    gc.collect()  # no longer watched
+    assert gc_pauses_from_metrics(metrics.render().decode())["2"]["collections"] == before
+
+
+def test_gc_pauses_of_a_body_without_the_metric_are_empty() -> None:
+    assert gc_pauses_from_metrics("# nothing here\nup 1\n") == {}
