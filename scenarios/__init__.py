@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from harness.errors import ConfigError
 from harness.scenario import Scenario
+from scenarios.dedupe import DedupeScenario
 from scenarios.delivery import DeliveryScenario
 from scenarios.indexes import IndexScenario
 from scenarios.load import LoadScenario
@@ -22,12 +23,13 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         LoadScenario(),
         DeliveryScenario(),
+        DedupeScenario(),
         NetworkScenario(),
         RollbackScenario(),
         IndexScenario(),
     )
 }
-MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "network", "rollback", "indexes")
+MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "dedupe", "network", "rollback", "indexes")
 
 #: The self-check matrix: each flaw and the scenarios that must fail under it.
 #: Flaws not listed here are not caught by any scenario yet (``alertbench
@@ -38,6 +40,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "emit_before_commit": ("rollback",),
     "non_atomic_completion": ("rollback",),
     "no_rejoin": ("network",),
+    "no_unique_index": ("dedupe",),
 }
 
 

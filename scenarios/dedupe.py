@@ -1,0 +1,142 @@
+"""``dedupe``: racing alert generation never makes two ACTIVE alerts for one step.
+
+The seed's "race condition in alert generation" and its testing-checklist
+item "verify duplicate prevention works". Alerts for a project's current
+step come from two places that race in production: the batch generator
+(a scheduled job, possibly running twice at once) and the completion of the
+previous step. Here, for a few rounds, every project's current step is
+completed while several batch generations for all the projects run at the
+same moment. After every round the alerts table is snapshot, and
+``no_duplicates`` checks every snapshot and the final state.
+
+The reference pipeline relies on the partial unique index and ``ON
+CONFLICT DO NOTHING``; the seed's check-then-insert (``--flaw
+no_unique_index``) lets concurrent inserts both pass the check, and fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from harness.checks import CheckResult
+from harness.clients import AppHttp
+from harness.scenario import ScenarioContext
+from harness.stack import _sql
+
+__all__ = ["DedupeScenario"]
+
+MAX_PROJECTS = 200
+#: Batch generations racing each other (and the completions) in each round.
+CONCURRENT_GENERATIONS = 6
+ROUNDS = 4
+
+
+class DedupeScenario:
+    name = "dedupe"
+    summary = (
+        f"{CONCURRENT_GENERATIONS} batch generations at once, racing each other and the "
+        "completions, for a few rounds: never two ACTIVE alerts for one project step"
+    )
+    max_projects = MAX_PROJECTS
+    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no_duplicates": {}}
+    slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        # Only duplication_rate applies: no clients, no sustained load.
+        "generation_p99_ms": {"enabled": False},
+        "queries_per_request": {"enabled": False},
+        "reconnection_p99_ms": {"enabled": False},
+        "delivery_rate": {"enabled": False},
+    }
+
+    async def run(self, ctx: ScenarioContext) -> None:
+        projects = ctx.seeded.project_ids[:MAX_PROJECTS]
+        items = ctx.seeded.active_line_items
+        rounds = min(ROUNDS, len(items))
+        answered = {"generate": 0, "complete": 0}
+        errors: list[str] = []
+        async with ctx.http(max_connections=64) as http:
+            # Round 0: only generations race (no alert exists yet).
+            await self._race(ctx, http, projects, None, answered, errors)
+            await ctx.snapshot_alerts()
+            for step in range(1, rounds):
+                # The previous step's completion inserts this step's alert,
+                # while the batch generations try to insert it too.
+                await self._race(ctx, http, projects, step - 1, answered, errors)
+                await ctx.snapshot_alerts()
+        ctx.extra["requests_answered"] = answered
+        expected = CONCURRENT_GENERATIONS * rounds
+        ok = answered["generate"] == expected and not errors
+        ctx.own_checks.append(
+            CheckResult(
+                name="racing_requests_answered",
+                valid=ok,
+                summary=(
+                    f"{answered['generate']} of {expected} batch generations and"
+                    f" {answered['complete']} completions answered"
+                    + (f"; errors: {'; '.join(errors[:3])}" if errors else "")
+                ),
+                counts={**answered, "errors": len(errors)},
+            )
+        )
+
+    async def _race(
+        self,
+        ctx: ScenarioContext,
+        http: AppHttp,
+        projects: list[int],
+        complete_step: int | None,
+        answered: dict[str, int],
+        errors: list[str],
+    ) -> None:
+        start = asyncio.Event()
+
+        async def generate(n: int) -> None:
+            await start.wait()
+            user = ctx.seeded.members[projects[0]]["project_manager"]
+            op = ctx.history.invoke(f"g{n}", "generate", {"projects": len(projects)})
+            try:
+                response = await http.post(
+                    "/api/alerts/generate",
+                    json={"project_ids": projects},
+                    headers={"Authorization": f"Bearer {ctx.token(user)}"},
+                )
+            except Exception as exc:
+                ctx.history.info(op, f"{type(exc).__name__}: {exc}")
+                errors.append(f"generate: {type(exc).__name__}: {exc}")
+                return
+            if response.status != 200 or not isinstance(response.body, dict):
+                ctx.history.info(op, f"{response.status} {response.detail()}")
+                errors.append(f"generate: HTTP {response.status} {response.detail()}")
+                return
+            done_wall = time.time()
+            body = response.body
+            ctx.history.ok(op, {k: body[k] for k in ("requested", "created")})
+            answered["generate"] += 1
+            if body["alertIds"]:
+                rows = await asyncio.to_thread(
+                    _sql.fetch,
+                    ctx.direct_dsn,
+                    'SELECT id, project_id AS "projectId", assigned_to_id AS "assignedToId",'
+                    ' step_id AS "stepId" FROM workflow_alerts WHERE id = ANY($1::bigint[])',
+                    body["alertIds"],
+                )
+                for row in rows:
+                    ctx.record_commit(row, committed_wall_s=done_wall, op_id=op.op_id)
+
+        async def complete(project: int, step: int) -> None:
+            await start.wait()
+            user = ctx.seeded.members[project]["project_manager"]
+            item = ctx.seeded.active_line_items[step].id
+            # Recorded 'info' by complete_recorded (and kept in the history).
+            with contextlib.suppress(Exception):
+                op = await ctx.complete_recorded(http, f"c{project}", project, item, user)
+                answered["complete"] += op.type == "ok"
+
+        tasks = [asyncio.create_task(generate(n)) for n in range(CONCURRENT_GENERATIONS)]
+        if complete_step is not None:
+            tasks += [asyncio.create_task(complete(p, complete_step)) for p in projects]
+        start.set()  # every request leaves at once
+        await asyncio.gather(*tasks)
