@@ -95,6 +95,13 @@ def candidates_sql(project_filter: str) -> str:
 
     One row per project whose tracker points at an active line item: the
     alert's title, message and assignee (the member holding the responsible role).
+
+    The trackers are share-locked: a batch generation waits for a completion
+    of the same project that is in flight, then reads the tracker again (Read
+    Committed re-checks a locked row), so it never inserts an alert for the
+    step that completion has just finished. Found by the ``dedupe`` scenario:
+    without the lock, about one project in six ended with a stale ACTIVE
+    alert for an already-completed step beside the current one.
     """
     return f"""
     SELECT t.project_id, t.id AS workflow_id, li.id AS step_id, li.item_name AS title,
@@ -111,6 +118,7 @@ def candidates_sql(project_filter: str) -> str:
         ORDER BY pm.user_id LIMIT 1
     ) m ON true
     WHERE ({project_filter}) AND li.is_active AND t.completed_at IS NULL
+    FOR SHARE OF t
     """
 
 

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from ri_support import Api, StartApi
 
-from reference_impl import Flaw, generate_alerts
+from reference_impl import Flaw, complete_line_item, generate_alerts
+from reference_impl.completion import Stage
 from reference_impl.db import Connection, connect
 from reference_impl.seed import SeedResult, SeedSpec, seed
 
@@ -120,3 +121,68 @@ async def test_no_unique_index_flaw_drops_the_index_but_sequential_calls_stay_id
         )
         assert response.status_code == 200
     assert len(await _active_alerts(conn)) == len(seeded.project_ids)
+
+
+class PauseBeforeCommit:
+    """Completion hooks that hold the transaction open at ``before_commit``."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def after(self, stage: Stage, project_id: int) -> None:
+        if stage == "before_commit":
+            self.reached.set()
+            await self.release.wait()
+
+
+async def test_a_generation_racing_a_completion_leaves_no_stale_alert(
+    pg_dsn: str, conn: Connection, seeded: SeedResult
+) -> None:
+    # The completion of step 1 has completed step 1's alert and inserted step
+    # 2's, but not committed yet, when a batch generation for the project
+    # runs. Read Committed let the generation see the tracker still at step 1
+    # and, once the completion committed, insert a new ACTIVE alert for step 1
+    # beside step 2's. The generation must wait for the tracker and find
+    # nothing to do.
+    pid = seeded.project_ids[0]
+    first, second = seeded.active_line_items[:2]
+    await generate_alerts(conn, [pid])
+    completing, generating = await connect(pg_dsn), await connect(pg_dsn)
+    hooks = PauseBeforeCommit()
+    try:
+        completion = asyncio.create_task(
+            complete_line_item(
+                completing,
+                project_id=pid,
+                line_item_id=first.id,
+                user_id=seeded.members[pid]["project_manager"],
+                hooks=hooks,
+            )
+        )
+        async with asyncio.timeout(10):
+            await hooks.reached.wait()
+        generation = asyncio.create_task(generate_alerts(generating, [pid]))
+        # Bounded wait until the generation's backend waits for a lock (or is done).
+        backend = generating.get_server_pid()
+        async with asyncio.timeout(10):
+            while not generation.done():
+                waiting = await conn.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                    backend,
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+        hooks.release.set()
+        async with asyncio.timeout(10):
+            await completion
+            result = await generation
+    finally:
+        await completing.close()
+        await generating.close()
+    assert result.created == []
+    active = await conn.fetch(
+        "SELECT step_id FROM workflow_alerts WHERE project_id = $1 AND status = 'ACTIVE'", pid
+    )
+    assert [r["step_id"] for r in active] == [second.id]
