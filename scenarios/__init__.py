@@ -41,6 +41,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "non_atomic_completion": ("rollback",),
     "no_rejoin": ("network",),
     "no_unique_index": ("dedupe",),
+    "unscoped_complete": ("dedupe",),
 }
 
 

@@ -9,9 +9,15 @@ completed while several batch generations for all the projects run at the
 same moment. After every round the alerts table is snapshot, and
 ``no_duplicates`` checks every snapshot and the final state.
 
+A last half-round completes the step of every other project only; at the
+end every project must have exactly one ACTIVE alert, for its current step.
+
 The reference pipeline relies on the partial unique index and ``ON
 CONFLICT DO NOTHING``; the seed's check-then-insert (``--flaw
-no_unique_index``) lets concurrent inserts both pass the check, and fails here.
+no_unique_index``) lets concurrent inserts both pass the check, and fails
+here. So does the seed's unscoped update (``--flaw unscoped_complete``):
+completing a step in one project completes the ACTIVE alert of the same
+step in every other project, whose users lose it.
 """
 
 from __future__ import annotations
@@ -66,8 +72,15 @@ class DedupeScenario:
                 # while the batch generations try to insert it too.
                 await self._race(ctx, http, projects, step - 1, answered, errors)
                 await ctx.snapshot_alerts()
+            # A last half-round: only every other project completes its step.
+            # The others' ACTIVE alerts for that same step must stay (a
+            # completion may only touch its own project's alerts).
+            if rounds < len(items):
+                await self._race(ctx, http, projects[::2], rounds - 1, answered, errors)
+                await ctx.snapshot_alerts()
+        ctx.own_checks.append(await self._current_step_alerts(ctx, projects))
         ctx.extra["requests_answered"] = answered
-        expected = CONCURRENT_GENERATIONS * rounds
+        expected = CONCURRENT_GENERATIONS * (rounds + (rounds < len(items)))
         ok = answered["generate"] == expected and not errors
         ctx.own_checks.append(
             CheckResult(
@@ -80,6 +93,37 @@ class DedupeScenario:
                 ),
                 counts={**answered, "errors": len(errors)},
             )
+        )
+
+    @staticmethod
+    async def _current_step_alerts(ctx: ScenarioContext, projects: list[int]) -> CheckResult:
+        """Every project has exactly one ACTIVE alert, for its current step."""
+        rows = await asyncio.to_thread(
+            _sql.fetch,
+            ctx.direct_dsn,
+            "SELECT t.project_id, t.current_line_item_id AS current,"
+            " array_remove(array_agg(a.step_id ORDER BY a.id), NULL) AS active"
+            " FROM project_workflow_trackers t"
+            " LEFT JOIN workflow_alerts a ON a.project_id = t.project_id AND a.status = 'ACTIVE'"
+            " WHERE t.project_id = ANY($1::bigint[]) GROUP BY t.project_id, t.current_line_item_id",
+            projects,
+        )
+        wrong = [
+            {"project_id": r["project_id"], "current_step": r["current"], "active": r["active"]}
+            for r in rows
+            if list(r["active"]) != [r["current"]]
+        ]
+        missing = sum(1 for w in wrong if not w["active"])
+        return CheckResult.build(
+            "current_step_alerts",
+            violations=wrong,
+            valid=not wrong,
+            summary=(
+                f"{len(rows) - len(wrong)} of {len(rows)} projects have exactly one ACTIVE alert,"
+                f" for their current step ({missing} with none, {len(wrong) - missing} with"
+                " others or several)"
+            ),
+            counts={"projects": len(rows), "wrong": len(wrong), "without_active_alert": missing},
         )
 
     async def _race(

@@ -72,6 +72,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("load", "n_plus_one", "slo:queries_per_request"),
         ("delivery", "no_room_auth", "no_leaks"),
         ("dedupe", "no_unique_index", "no_duplicates"),
+        ("dedupe", "unscoped_complete", "current_step_alerts"),
         ("network", "no_rejoin", "delivery"),
         ("rollback", "emit_before_commit", "no_phantoms"),
         ("rollback", "non_atomic_completion", "rollback_consistency"),
