@@ -36,13 +36,15 @@ class LiveStatus:
     """Operations completed per second over the last interval."""
     p99_ms: float | None
     """p99 latency (from the intended start) of those operations."""
+    interval_s: float = 1.0
+    """The last interval's length."""
 
     def line(self, name: str) -> str:
         p99 = "n/a" if self.p99_ms is None else f"{self.p99_ms:.0f} ms"
         return (
-            f"{name}: {self.elapsed_s:5.1f} s  ok {self.ok}  fail {self.fail}  info {self.info}"
-            f"  {self.rate_per_s:.0f}/s  p99 {p99}  in flight {self.in_flight}"
-            f"  receipts {self.receipts}  faults {self.faults}"
+            f"{name}: {self.elapsed_s:5.1f} s in  ok {self.ok}  fail {self.fail}  info {self.info}"
+            f"  in flight {self.in_flight}  receipts {self.receipts}  faults {self.faults}"
+            f"  | last {self.interval_s:.0f} s: {self.rate_per_s:.0f}/s, p99 {p99}"
         )
 
 
@@ -98,6 +100,7 @@ class LiveTracker:
             faults=self._counts["faults"],
             rate_per_s=len(latencies) / interval,
             p99_ms=p99,
+            interval_s=interval,
         )
 
 

@@ -46,6 +46,8 @@ def _judge(
     summary = f"{what} p{percentile:g} {value:.1f} ms over {len(samples)} sample(s)"
     if limit_ms is not None:
         summary += f" (limit {limit_ms:g} ms)"
+    else:
+        summary += " (measured; the SLO judges it)"
     return CheckResult.build(
         name,
         violations=violations,

@@ -312,6 +312,36 @@ def _resources(r: RunResults) -> str:
     )
 
 
+_GENERATIONS = {"0": "0 (young)", "1": "1", "2": "2 (full)"}
+
+
+def _app_gc(r: RunResults) -> str:
+    found = r.extra.get("app_gc_pauses") if r.extra else None
+    if not found:
+        return ""
+    rows = []
+    for process, generations in found.items():
+        if "error" in generations:
+            rows.append([_td(escape(process)), _td(escape(str(generations["error"]))), "", "", ""])
+            continue
+        for generation, g in generations.items():
+            rows.append(
+                [
+                    _td(escape(process)),
+                    _td(escape(_GENERATIONS.get(generation, generation))),
+                    _td(_num(g.get("collections")), "num"),
+                    _td(_num(g.get("pause_ms_total"), "ms"), "num"),
+                    _td("&le; " + _num(g.get("longest_ms_at_most"), "ms"), "num"),
+                ]
+            )
+    return (
+        "<h2>App garbage-collector pauses</h2><p>Over each app process's life, from its "
+        "<code>alertbench_gc_pause_seconds</code>: a collection stops the whole process "
+        "(every request and every Socket.IO session).</p>"
+        + _table(["process", "generation", "collections", "total pause", "longest"], rows)
+    )
+
+
 def _queries(r: RunResults) -> str:
     q = r.queries
     if not q or not q.get("deltas"):
@@ -354,6 +384,7 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _checks(results),
             _generator(results),
             _resources(results),
+            _app_gc(results),
             _latency(results),
             _timeline(results),
             _queries(results),

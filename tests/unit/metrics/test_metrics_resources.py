@@ -84,10 +84,21 @@ def test_the_report_shows_cpu_by_process_and_round_trips() -> None:
     start = _mark(0.0, {"app": 0.0, "postgres": 0.0}, busy=0.0, total=10.0)
     end = _mark(5.0, {"app": 4.0, "postgres": 1.0}, busy=9.6, total=20.0)
     resources = usage_between(start, end, operations=500, cores=2).to_dict()
+    gc_pauses = {
+        "app": {"2": {"collections": 3, "pause_ms_total": 310.0, "longest_ms_at_most": 250.0}}
+    }
     r = make_results(
-        run_id="r", scenario="load", started_at="a", finished_at="b", resources=resources
+        run_id="r",
+        scenario="load",
+        started_at="a",
+        finished_at="b",
+        resources=resources,
+        extra={"app_gc_pauses": gc_pauses},
     )
     html = render_html(r)
+    assert "App garbage-collector pauses" in html
+    assert "2 (full)" in html
+    assert "&le; 250 ms" in html
     assert "CPU by process" in html
     assert "SATURATED" in html
     assert "app 8 ms" in html
