@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache-ttl-s", type=int, default=60)
     parser.add_argument("--queue-retry-base-delay-s", type=float, default=2.0)
+    parser.add_argument(
+        "--queue-attempts", type=int, default=3, help="attempts per queued job (default 3)"
+    )
     parser.add_argument("--worker-concurrency", type=int, default=10)
     parser.add_argument(
         "--inject-rollback-rate",
@@ -101,6 +104,7 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         token_secret=args.token_secret,
         cache_ttl_s=args.cache_ttl_s,
         queue_retry_base_delay_s=args.queue_retry_base_delay_s,
+        queue_attempts=args.queue_attempts,
         worker_concurrency=args.worker_concurrency,
         run_worker=not args.no_worker,
         run_relay=not args.no_relay,

@@ -14,6 +14,7 @@ from scenarios.delivery import DeliveryScenario
 from scenarios.indexes import IndexScenario
 from scenarios.load import LoadScenario
 from scenarios.network import NetworkScenario
+from scenarios.queue import QueueScenario
 from scenarios.rollback import RollbackScenario
 
 __all__ = ["CATCHES", "MAIN_SUITE", "SCENARIOS", "get"]
@@ -25,11 +26,20 @@ SCENARIOS: dict[str, Scenario] = {
         DeliveryScenario(),
         DedupeScenario(),
         NetworkScenario(),
+        QueueScenario(),
         RollbackScenario(),
         IndexScenario(),
     )
 }
-MAIN_SUITE: tuple[str, ...] = ("load", "delivery", "dedupe", "network", "rollback", "indexes")
+MAIN_SUITE: tuple[str, ...] = (
+    "load",
+    "delivery",
+    "dedupe",
+    "network",
+    "rollback",
+    "queue",
+    "indexes",
+)
 
 #: The self-check matrix: each flaw and the scenarios that must fail under it.
 #: Flaws not listed here are not caught by any scenario yet (``alertbench
@@ -40,6 +50,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "emit_before_commit": ("rollback",),
     "non_atomic_completion": ("rollback",),
     "no_rejoin": ("network",),
+    "no_retry": ("queue",),
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),
 }

@@ -74,6 +74,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("dedupe", "no_unique_index", "no_duplicates"),
         ("dedupe", "unscoped_complete", "current_step_alerts"),
         ("network", "no_rejoin", "delivery"),
+        ("queue", "no_retry", "queued_completions"),
         ("rollback", "emit_before_commit", "no_phantoms"),
         ("rollback", "non_atomic_completion", "rollback_consistency"),
     ],
