@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from harness.errors import ConfigError
 from harness.scenario import Scenario
+from scenarios.cache import CacheScenario
 from scenarios.dedupe import DedupeScenario
 from scenarios.delivery import DeliveryScenario
 from scenarios.indexes import IndexScenario
@@ -27,6 +28,7 @@ SCENARIOS: dict[str, Scenario] = {
         DedupeScenario(),
         NetworkScenario(),
         QueueScenario(),
+        CacheScenario(),
         RollbackScenario(),
         IndexScenario(),
     )
@@ -38,6 +40,7 @@ MAIN_SUITE: tuple[str, ...] = (
     "network",
     "rollback",
     "queue",
+    "cache",
     "indexes",
 )
 
@@ -51,6 +54,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "non_atomic_completion": ("rollback",),
     "no_rejoin": ("network",),
     "no_retry": ("queue",),
+    "stale_cache": ("cache",),
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),
 }

@@ -75,6 +75,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("dedupe", "unscoped_complete", "current_step_alerts"),
         ("network", "no_rejoin", "delivery"),
         ("queue", "no_retry", "queued_completions"),
+        ("cache", "stale_cache", "read_your_writes"),
         ("rollback", "emit_before_commit", "no_phantoms"),
         ("rollback", "non_atomic_completion", "rollback_consistency"),
     ],

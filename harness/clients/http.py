@@ -9,8 +9,8 @@ Responses are read whole and parsed as JSON when they are JSON.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +27,8 @@ class HttpResponse:
     #: The parsed JSON body, or ``None`` when the body is not JSON.
     body: Any
     text: str
+    #: Response headers (case as sent; first value of a repeated header).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def detail(self) -> str:
         """The API's error message (``detail``), or the start of the body."""
@@ -100,7 +102,7 @@ class AppHttp:
             body = None
             if response.content_type == "application/json" and text:
                 body = await response.json(content_type=None)
-            return HttpResponse(response.status, body, text)
+            return HttpResponse(response.status, body, text, dict(response.headers))
 
     async def get(self, path: str, *, headers: dict[str, str] | None = None) -> HttpResponse:
         return await self.request("GET", path, headers=headers)

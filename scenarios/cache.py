@@ -1,0 +1,144 @@
+"""``cache``: a user's alert list, served from the Redis cache, is never stale.
+
+The seed caches each user's ACTIVE alerts in Redis (``alerts:<user>``, 60 s
+TTL) and must invalidate it when they change. Here every project walks a few
+steps; around each completion, the users whose lists it changes (the
+previous step's assignee and the next step's) read their list before it
+(filling the cache) and right after the completion's response. After the
+response, the completed alert must be gone from the first list and the new
+alert present in the second: a user reads their own writes even through
+the cache. The seed's TTL-only cache (``--flaw stale_cache``) serves the
+old lists and fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from harness.checks import CheckResult
+from harness.clients import AppHttp, HttpResponse
+from harness.scenario import ScenarioContext
+
+__all__ = ["CacheScenario"]
+
+MAX_PROJECTS = 30
+STEPS = 4
+
+
+class CacheScenario:
+    name = "cache"
+    summary = (
+        "users read their alert list (cached in Redis) before and right after each "
+        "completion that changes it: never a stale list"
+    )
+    max_projects = MAX_PROJECTS
+    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no_duplicates": {}}
+    slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "generation_p99_ms": {"enabled": False},
+        "queries_per_request": {"enabled": False},
+        "reconnection_p99_ms": {"enabled": False},
+        "delivery_rate": {"enabled": False},
+    }
+
+    async def run(self, ctx: ScenarioContext) -> None:
+        projects = ctx.seeded.project_ids[:MAX_PROJECTS]
+        tally = {"reads": 0, "stale": 0, "hits": 0, "errors": 0}
+        stale: list[dict[str, Any]] = []
+        async with ctx.http() as http:
+            user = ctx.seeded.members[projects[0]]["project_manager"]
+            response = await http.post(
+                "/api/alerts/generate",
+                json={"project_ids": projects},
+                headers={"Authorization": f"Bearer {ctx.token(user)}"},
+            )
+            if response.status != 200:
+                raise RuntimeError(f"generation failed: HTTP {response.status}")
+            await asyncio.gather(*(self._walk(ctx, http, p, tally, stale) for p in projects))
+        await ctx.snapshot_alerts()
+        ctx.extra["reads"] = tally
+        ok = tally["stale"] == 0 and tally["errors"] == 0 and tally["reads"] > 0
+        ctx.own_checks.append(
+            CheckResult.build(
+                "read_your_writes",
+                violations=stale,
+                valid=ok if tally["hits"] else "unknown",  # no hit: the cache was not tested
+                summary=(
+                    f"{tally['stale']} stale of {tally['reads']} reads right after a"
+                    f" completion; {tally['hits']} reads served from the cache;"
+                    f" {tally['errors']} failed reads"
+                ),
+                counts={k: float(v) for k, v in tally.items()},
+            )
+        )
+
+    async def _read(
+        self, ctx: ScenarioContext, http: AppHttp, user: int, tally: dict[str, int]
+    ) -> HttpResponse | None:
+        """One recorded read of ``user``'s list; None (and an error) if it failed."""
+        op = ctx.history.invoke(f"u{user}", "read_alerts", {"user_id": user})
+        try:
+            response = await http.get(
+                f"/api/users/{user}/alerts",
+                headers={"Authorization": f"Bearer {ctx.token(user)}"},
+            )
+        except Exception as exc:
+            ctx.history.info(op, f"{type(exc).__name__}: {exc}")
+            tally["errors"] += 1
+            return None
+        if response.status != 200 or not isinstance(response.body, dict):
+            ctx.history.info(op, f"{response.status} {response.detail()}")
+            tally["errors"] += 1
+            return None
+        cache = response.headers.get("X-Cache") or response.headers.get("x-cache")
+        ctx.history.ok(op, {"alerts": len(response.body["alerts"]), "cache": cache})
+        return response
+
+    async def _walk(
+        self,
+        ctx: ScenarioContext,
+        http: AppHttp,
+        project: int,
+        tally: dict[str, int],
+        stale: list[dict[str, Any]],
+    ) -> None:
+        items = ctx.seeded.active_line_items
+        members = ctx.seeded.members[project]
+        for step in range(min(STEPS, len(items) - 1)):
+            done, nxt = items[step], items[step + 1]
+            before, after = members[done.responsible_role], members[nxt.responsible_role]
+            for user in {before, after}:
+                await self._read(ctx, http, user, tally)  # fills the cache
+            with contextlib.suppress(Exception):  # recorded by complete_recorded
+                op = await ctx.complete_recorded(
+                    http, f"c{project}", project, done.id, members["project_manager"]
+                )
+                if op.type != "ok":
+                    continue
+            checks = [(before, done.id, False), (after, nxt.id, True)]
+            if before == after:
+                checks = [(before, done.id, False), (before, nxt.id, True)]
+            for user, step_id, expected in checks:
+                response = await self._read(ctx, http, user, tally)
+                tally["reads"] += 1
+                if response is None:
+                    continue
+                cache = response.headers.get("X-Cache") or response.headers.get("x-cache")
+                tally["hits"] += cache == "hit"
+                present = any(
+                    a["projectId"] == project and a["stepId"] == step_id
+                    for a in response.body["alerts"]
+                )
+                if present != expected:
+                    tally["stale"] += 1
+                    stale.append(
+                        {
+                            "user_id": user,
+                            "project_id": project,
+                            "step_id": step_id,
+                            "expected": "present" if expected else "gone",
+                            "cache": cache,
+                        }
+                    )
