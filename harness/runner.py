@@ -172,6 +172,10 @@ async def run_scenario(
         wanted: int | None = getattr(scenario, "max_projects", None)
         if wanted is not None and wanted < params.projects:
             params = dataclasses.replace(params, projects=wanted)
+        # ... or at least some (a race needs enough work to overlap).
+        least: int | None = getattr(scenario, "min_projects", None)
+        if least is not None and least > params.projects:
+            params = dataclasses.replace(params, projects=least)
         data = seed_spec(scenario, params)
         users = f", a pool of {data.users} users" if data.users is not None else ""
         progress(f"{scenario.name}: seeding {params.projects} projects{users}")

@@ -371,6 +371,7 @@ class Scenario(Protocol):
 
     # Optional attributes, read with getattr by the runner:
     #   max_projects: int        -- seed at most this many projects
+    #   min_projects: int        -- seed at least this many projects
     #   app_args: tuple[str,...] -- extra options of the app (fault injection)
     #   user_pool: bool          -- seed as many users as projects, shared
     #                               across projects (see runner.seed_spec)

@@ -90,7 +90,7 @@ class NullEmitter:
         return None
 
 
-def candidates_sql(project_filter: str) -> str:
+def candidates_sql(project_filter: str, *, lock: bool = True) -> str:
     """Alerts due for the trackers selected by ``project_filter`` (SQL on ``t``).
 
     One row per project whose tracker points at an active line item: the
@@ -101,7 +101,8 @@ def candidates_sql(project_filter: str) -> str:
     Committed re-checks a locked row), so it never inserts an alert for the
     step that completion has just finished. Found by the ``dedupe`` scenario:
     without the lock, about one project in six ended with a stale ACTIVE
-    alert for an already-completed step beside the current one.
+    alert for an already-completed step beside the current one. ``lock=False``
+    is the seed's unlocked read (with the ``no_unique_index`` flaw).
     """
     return f"""
     SELECT t.project_id, t.id AS workflow_id, li.id AS step_id, li.item_name AS title,
@@ -118,7 +119,7 @@ def candidates_sql(project_filter: str) -> str:
         ORDER BY pm.user_id LIMIT 1
     ) m ON true
     WHERE ({project_filter}) AND li.is_active AND t.completed_at IS NULL
-    FOR SHARE OF t
+    {"FOR SHARE OF t" if lock else ""}
     """
 
 

@@ -178,7 +178,9 @@ WHERE step_id = $2 AND status = 'ACTIVE' AND $1::bigint IS NOT NULL
 RETURNING id, assigned_to_id
 """
 _INSERT_SQL = insert_alerts_sql(candidates_sql("t.project_id = $1"))
-_INSERT_SQL_NO_INDEX = insert_alerts_sql(candidates_sql("t.project_id = $1"), unique_index=False)
+_INSERT_SQL_NO_INDEX = insert_alerts_sql(
+    candidates_sql("t.project_id = $1", lock=False), unique_index=False
+)
 
 
 @contextlib.asynccontextmanager

@@ -35,8 +35,9 @@ class GenerationResult:
 
 
 _BATCH_SQL = insert_alerts_sql(candidates_sql("t.project_id = ANY($1::bigint[])"))
+# The no_unique_index flaw is the seed's code: neither the index nor the lock.
 _BATCH_SQL_NO_INDEX = insert_alerts_sql(
-    candidates_sql("t.project_id = ANY($1::bigint[])"), unique_index=False
+    candidates_sql("t.project_id = ANY($1::bigint[])", lock=False), unique_index=False
 )
 _SINGLE_SQL = insert_alerts_sql(
     "SELECT $1::bigint AS project_id, $2::bigint AS workflow_id, $3::bigint AS step_id,"
