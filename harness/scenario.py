@@ -169,6 +169,42 @@ class ScenarioContext:
 
     # -- operations --------------------------------------------------------
 
+    async def generate_recorded(
+        self, http: AppHttp, project_ids: Sequence[int], *, process: str = "runner"
+    ) -> Op:
+        """POST one batch generation as a recorded operation; returns its completion.
+
+        ``ok`` with the counts, each created alert recorded as a commit (for
+        delivery and phantoms); anything else ``info`` (it may have happened).
+        """
+        ids = list(project_ids)
+        user = self.seeded.members[ids[0]]["project_manager"]
+        op = self.history.invoke(process, "generate", {"projects": len(ids)})
+        try:
+            response = await http.post(
+                "/api/alerts/generate",
+                json={"project_ids": ids},
+                headers={"Authorization": f"Bearer {self.token(user)}"},
+            )
+        except Exception as exc:
+            return self.history.info(op, f"{type(exc).__name__}: {exc}")
+        if response.status != 200 or not isinstance(response.body, dict):
+            return self.history.info(op, f"{response.status} {response.detail()}")
+        body = response.body
+        done_wall = time.time()
+        done = self.history.ok(op, {k: body[k] for k in ("requested", "created")})
+        if body["alertIds"]:
+            rows = await asyncio.to_thread(
+                _sql.fetch,
+                self.direct_dsn,
+                'SELECT id, project_id AS "projectId", assigned_to_id AS "assignedToId",'
+                ' step_id AS "stepId" FROM workflow_alerts WHERE id = ANY($1::bigint[])',
+                body["alertIds"],
+            )
+            for row in rows:
+                self.record_commit(row, committed_wall_s=done_wall, op_id=op.op_id)
+        return done
+
     async def complete(
         self, http: AppHttp, project_id: int, line_item_id: int, user_id: int
     ) -> dict[str, Any]:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult
 from harness.clients import AppHttp
 from harness.scenario import ScenarioContext
+from harness.slo import only_slos
 from harness.stack import _sql
 
 __all__ = ["DedupeScenario"]
@@ -53,13 +53,8 @@ class DedupeScenario:
     max_projects = MAX_PROJECTS
     min_projects = MAX_PROJECTS
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no_duplicates": {}}
-    slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        # Only duplication_rate applies: no clients, no sustained load.
-        "generation_p99_ms": {"enabled": False},
-        "queries_per_request": {"enabled": False},
-        "reconnection_p99_ms": {"enabled": False},
-        "delivery_rate": {"enabled": False},
-    }
+    # Only duplication_rate applies: no sustained load to judge latency on.
+    slos: ClassVar[Mapping[str, Mapping[str, Any]]] = only_slos("duplication_rate")
 
     async def run(self, ctx: ScenarioContext) -> None:
         projects = ctx.seeded.project_ids[:MAX_PROJECTS]
@@ -143,36 +138,11 @@ class DedupeScenario:
 
         async def generate(n: int) -> None:
             await start.wait()
-            user = ctx.seeded.members[projects[0]]["project_manager"]
-            op = ctx.history.invoke(f"g{n}", "generate", {"projects": len(projects)})
-            try:
-                response = await http.post(
-                    "/api/alerts/generate",
-                    json={"project_ids": projects},
-                    headers={"Authorization": f"Bearer {ctx.token(user)}"},
-                )
-            except Exception as exc:
-                ctx.history.info(op, f"{type(exc).__name__}: {exc}")
-                errors.append(f"generate: {type(exc).__name__}: {exc}")
-                return
-            if response.status != 200 or not isinstance(response.body, dict):
-                ctx.history.info(op, f"{response.status} {response.detail()}")
-                errors.append(f"generate: HTTP {response.status} {response.detail()}")
-                return
-            done_wall = time.time()
-            body = response.body
-            ctx.history.ok(op, {k: body[k] for k in ("requested", "created")})
-            answered["generate"] += 1
-            if body["alertIds"]:
-                rows = await asyncio.to_thread(
-                    _sql.fetch,
-                    ctx.direct_dsn,
-                    'SELECT id, project_id AS "projectId", assigned_to_id AS "assignedToId",'
-                    ' step_id AS "stepId" FROM workflow_alerts WHERE id = ANY($1::bigint[])',
-                    body["alertIds"],
-                )
-                for row in rows:
-                    ctx.record_commit(row, committed_wall_s=done_wall, op_id=op.op_id)
+            done = await ctx.generate_recorded(http, projects, process=f"g{n}")
+            if done.type == "ok":
+                answered["generate"] += 1
+            else:
+                errors.append(f"generate: {done.error}")
 
         async def complete(project: int, step: int) -> None:
             await start.wait()

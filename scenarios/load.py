@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -22,7 +21,6 @@ from harness.clients import AppHttp
 from harness.history import Commit, Receive
 from harness.metrics.pgstat import DEFAULT_EXCLUDE
 from harness.scenario import ScenarioContext, announced_alert
-from harness.stack import _sql
 from harness.workload import constant_rate, run_open_loop
 from scenarios._round_robin import RoundRobin
 
@@ -161,28 +159,5 @@ class LoadScenario:
 
     async def _generate_all(self, ctx: ScenarioContext, http: AppHttp, projects: list[int]) -> None:
         """Batch generation for every project (the first step's alerts)."""
-        user = ctx.seeded.members[projects[0]]["project_manager"]
         for start in range(0, len(projects), _GENERATE_CHUNK):
-            chunk = projects[start : start + _GENERATE_CHUNK]
-            op = ctx.history.invoke("runner", "generate", {"projects": len(chunk)})
-            response = await http.post(
-                "/api/alerts/generate",
-                json={"project_ids": chunk},
-                headers={"Authorization": f"Bearer {ctx.token(user)}"},
-            )
-            if response.status != 200 or not isinstance(response.body, dict):
-                ctx.history.info(op, f"{response.status} {response.detail()}")
-                continue
-            body = response.body
-            done_wall = time.time()
-            ctx.history.ok(op, {k: body[k] for k in ("requested", "created")})
-            if body["alertIds"]:
-                rows = await asyncio.to_thread(
-                    _sql.fetch,
-                    ctx.direct_dsn,
-                    'SELECT id, project_id AS "projectId", assigned_to_id AS "assignedToId",'
-                    ' step_id AS "stepId" FROM workflow_alerts WHERE id = ANY($1::bigint[])',
-                    body["alertIds"],
-                )
-                for row in rows:
-                    ctx.record_commit(row, committed_wall_s=done_wall, op_id=op.op_id)
+            await ctx.generate_recorded(http, projects[start : start + _GENERATE_CHUNK])

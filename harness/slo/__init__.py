@@ -19,6 +19,7 @@ from harness.slo.spec import (
     default_slos,
     load_slos,
     merge_slos,
+    only_slos,
     parse_slo_toml,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "judge",
     "load_slos",
     "merge_slos",
+    "only_slos",
     "parse_slo_toml",
 ]

@@ -161,6 +161,16 @@ def default_slos() -> dict[str, SloSpec]:
     return parse_slo_toml(text, source="defaults.toml")
 
 
+def only_slos(*kept: str) -> dict[str, dict[str, Any]]:
+    """Scenario overrides that switch off every default SLO except ``kept``
+    (a correctness scenario has no sustained load to judge latency on)."""
+    defaults = default_slos()
+    unknown = sorted(set(kept) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown SLO(s) {', '.join(unknown)}; known: {', '.join(defaults)}")
+    return {name: {"enabled": False} for name in defaults if name not in kept}
+
+
 def _override_value(raw: str) -> Any:
     # A TOML value when it parses (50, 99.5, true, "x"), else the bare text.
     try:

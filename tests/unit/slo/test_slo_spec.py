@@ -15,6 +15,7 @@ from harness.slo import (
     default_slos,
     evaluate,
     load_slos,
+    only_slos,
     parse_slo_toml,
 )
 
@@ -195,3 +196,13 @@ def test_a_strict_comparison_fails_at_the_target() -> None:
     )
     assert verdict.status == "fail"
     assert verdict.margin == 0.0
+
+
+def test_only_slos_switches_off_every_default_but_the_kept_ones() -> None:
+    overrides = only_slos("duplication_rate")
+    assert set(overrides) == set(default_slos()) - {"duplication_rate"}
+    assert all(o == {"enabled": False} for o in overrides.values())
+    merged = load_slos(None, scenario=overrides)
+    assert {name for name, spec in merged.items() if spec.enabled} == {"duplication_rate"}
+    with pytest.raises(ValueError, match="unknown SLO"):
+        only_slos("latency_p42")
