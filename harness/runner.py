@@ -254,9 +254,10 @@ async def run_scenario(
 def _app_gc_pauses(stack: Stack) -> dict[str, Any]:
     """Each app process's garbage-collector pauses over its life (from /metrics)."""
     found: dict[str, Any] = {}
-    urls = stack.app.direct_urls if stack.app is not None else []
-    for index, url in enumerate(urls):
-        name = "app" if index == 0 else f"app{index}"
+    if stack.app is None:
+        return found
+    for proc, url in zip(stack.app.processes, stack.app.direct_urls, strict=True):
+        name = proc.name
         try:
             with urllib.request.urlopen(f"{url}/metrics", timeout=5.0) as response:
                 found[name] = gc_pauses_from_metrics(response.read().decode())
@@ -265,10 +266,12 @@ def _app_gc_pauses(stack: Stack) -> dict[str, Any]:
     return found
 
 
-def _resources(ctx: ScenarioContext | None, generator: Any) -> dict[str, Any] | None:
+def _resources(
+    ctx: ScenarioContext | None, generator: GeneratorReport | None
+) -> dict[str, Any] | None:
     if ctx is None or ctx.cpu_window is None:
         return None
-    operations = getattr(generator, "completed", None)
+    operations = generator.completed if generator is not None else None
     return usage_between(*ctx.cpu_window, operations=operations).to_dict()
 
 
