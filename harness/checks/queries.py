@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from harness.checks.result import DEFAULT_MAX_COUNTEREXAMPLES, CheckResult, FinalState
 from harness.history import Event, Snapshot, pair_operations
-from harness.metrics import DEFAULT_EXCLUDE, InvalidSnapshotError, diff_pg_stat_statements
+from harness.metrics import (
+    DEFAULT_EXCLUDE,
+    InvalidSnapshotError,
+    PgStatDiff,
+    diff_pg_stat_statements,
+)
 
 __all__ = ["queries_per_request"]
 
 NAME = "queries_per_request"
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """The statements and requests between two consecutive snapshots."""
+
+    kinds: str
+    requests: int
+    diff: PgStatDiff
+
+    @property
+    def per_request(self) -> float:
+        return self.diff.total_calls / self.requests
 
 
 def _phases(snaps: list[Snapshot]) -> list[tuple[Snapshot, Snapshot]]:
@@ -54,7 +73,7 @@ def queries_per_request(
     # Each phase between two snapshots is judged on its own, and the worst
     # counts: a batch endpoint's N+1 (thousands of statements in one request)
     # must not hide behind many cheap requests of another phase.
-    measured: list[tuple[float, int, int, str, list[dict[str, Any]], int]] = []
+    measured: list[_Phase] = []
     for before, after in _phases(snaps):
         inside = [
             op
@@ -67,30 +86,24 @@ def queries_per_request(
             diff = diff_pg_stat_statements(before.rows, after.rows, exclude=exclude)
         except InvalidSnapshotError as exc:
             return CheckResult.unknown(NAME, f"unusable snapshot: {exc}")
-        count = len(inside)
-        kinds = "/".join(sorted({op.f for op in inside}))
-        statements: list[dict[str, Any]] = [
-            {"query": d.query, "calls": d.calls, "per_request": d.calls / count}
-            for d in diff.deltas
-        ]
-        measured.append(
-            (
-                diff.total_calls / count,
-                diff.total_calls,
-                count,
-                kinds,
-                statements,
-                diff.excluded_calls,
-            )
-        )
+        measured.append(_Phase("/".join(sorted({op.f for op in inside})), len(inside), diff))
     if not measured:
         return CheckResult.unknown(
             NAME, f"no ok {'/'.join(requests)} operation between the two snapshots"
         )
-    qpr, total, count, _kinds, statements, _excluded = max(measured, key=lambda m: m[0])
+    worst = max(measured, key=lambda m: m.per_request)
+    qpr = worst.per_request
     over = limit is not None and qpr >= limit
+    statements: list[dict[str, Any]] = [
+        {"query": d.query, "calls": d.calls, "per_request": d.calls / worst.requests}
+        for d in worst.diff.deltas
+    ]
     phases = (
-        " [" + "; ".join(f"{k}: {q:.2f} = {t}/{n}" for q, t, n, k, _s, _e in measured) + "]"
+        " ["
+        + "; ".join(
+            f"{m.kinds}: {m.per_request:.2f} = {m.diff.total_calls}/{m.requests}" for m in measured
+        )
+        + "]"
         if len(measured) > 1
         else ""
     )
@@ -99,14 +112,15 @@ def queries_per_request(
         violations=statements if over else [],
         valid=not over,
         summary=(
-            f"{qpr:.2f} queries per request ({total} statements / {count} requests)"
+            f"{qpr:.2f} queries per request"
+            f" ({worst.diff.total_calls} statements / {worst.requests} requests)"
             + (f", limit {limit:g}" if limit is not None else "")
             + phases
         ),
         counts={
-            "requests": sum(m[2] for m in measured),
-            "statements": sum(m[1] for m in measured),
-            "excluded_statements": sum(m[5] for m in measured),
+            "requests": sum(m.requests for m in measured),
+            "statements": sum(m.diff.total_calls for m in measured),
+            "excluded_statements": sum(m.diff.excluded_calls for m in measured),
         },
         measurements={"queries_per_request": qpr},
         max_counterexamples=max_counterexamples,
