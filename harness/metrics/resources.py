@@ -116,15 +116,19 @@ class ResourceUsage:
     def saturated(self) -> bool:
         return self.machine_busy_share >= SATURATED_SHARE
 
+    def _pct(self, seconds: float) -> float | None:
+        """Share of one core over the window (100 = one core busy throughout)."""
+        return round(100 * seconds / self.window_s, 1) if self.window_s else None
+
+    def _ms_per_op(self, seconds: float) -> float | None:
+        return round(1000 * seconds / self.operations, 3) if self.operations else None
+
     def to_dict(self) -> dict[str, Any]:
         roles = {
             role: {
                 "cpu_s": round(seconds, 3),
-                # Share of one core (100 = one core busy the whole window).
-                "cpu_pct": round(100 * seconds / self.window_s, 1) if self.window_s else None,
-                "cpu_ms_per_op": (
-                    round(1000 * seconds / self.operations, 3) if self.operations else None
-                ),
+                "cpu_pct": self._pct(seconds),
+                "cpu_ms_per_op": self._ms_per_op(seconds),
             }
             for role, seconds in sorted(self.cpu_s.items(), key=lambda kv: -kv[1])
         }
@@ -134,10 +138,8 @@ class ResourceUsage:
             "cores": self.cores,
             "operations": self.operations,
             "roles": roles,
-            "total_cpu_pct": round(100 * total / self.window_s, 1) if self.window_s else None,
-            "total_cpu_ms_per_op": (
-                round(1000 * total / self.operations, 3) if self.operations else None
-            ),
+            "total_cpu_pct": self._pct(total),
+            "total_cpu_ms_per_op": self._ms_per_op(total),
             "machine_busy_pct": round(100 * self.machine_busy_share, 1),
             "saturated": self.saturated,
             "unmeasured": list(self.unmeasured),
