@@ -62,24 +62,23 @@ class DedupeScenario:
         rounds = min(ROUNDS, len(items))
         answered = {"generate": 0, "complete": 0}
         errors: list[str] = []
-        async with ctx.http(max_connections=64) as http:
-            # Round 0: only generations race (no alert exists yet).
-            await self._race(ctx, http, projects, None, answered, errors)
-            await ctx.snapshot_alerts()
-            for step in range(1, rounds):
-                # The previous step's completion inserts this step's alert,
-                # while the batch generations try to insert it too.
-                await self._race(ctx, http, projects, step - 1, answered, errors)
-                await ctx.snapshot_alerts()
+        # (projects, step whose completion races the generations) per round.
+        plan: list[tuple[list[int], int | None]] = [(projects, None)]  # no alert exists yet
+        # The previous step's completion inserts this step's alert, while the
+        # batch generations try to insert it too.
+        plan += [(projects, step - 1) for step in range(1, rounds)]
+        if rounds < len(items):
             # A last half-round: only every other project completes its step.
             # The others' ACTIVE alerts for that same step must stay (a
             # completion may only touch its own project's alerts).
-            if rounds < len(items):
-                await self._race(ctx, http, projects[::2], rounds - 1, answered, errors)
+            plan.append((projects[::2], rounds - 1))
+        async with ctx.http(max_connections=64) as http:
+            for racing, step in plan:
+                await self._race(ctx, http, racing, step, answered, errors)
                 await ctx.snapshot_alerts()
         ctx.own_checks.append(await self._current_step_alerts(ctx, projects))
         ctx.extra["requests_answered"] = answered
-        expected = CONCURRENT_GENERATIONS * (rounds + (rounds < len(items)))
+        expected = CONCURRENT_GENERATIONS * len(plan)
         ok = answered["generate"] == expected and not errors
         ctx.own_checks.append(
             CheckResult(
