@@ -158,6 +158,10 @@ class ScenarioContext:
         self._tokens[user_id] = (token, now + TOKEN_TTL_S / 2)
         return token
 
+    def auth(self, user_id: int) -> dict[str, str]:
+        """The ``Authorization`` header of ``user_id``'s requests."""
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
     def http(self, *, max_connections: int = 256, timeout_s: float = 10.0) -> AppHttp:
         """An HTTP client of the app (through the ``app`` proxies): with several
         app processes, requests take turns over them, as behind a load balancer."""
@@ -184,7 +188,7 @@ class ScenarioContext:
             response = await http.post(
                 "/api/alerts/generate",
                 json={"project_ids": ids},
-                headers={"Authorization": f"Bearer {self.token(user)}"},
+                headers=self.auth(user),
             )
         except Exception as exc:
             return self.history.info(op, f"{type(exc).__name__}: {exc}")
@@ -215,7 +219,7 @@ class ScenarioContext:
         """
         response = await http.post(
             f"/api/projects/{project_id}/line-items/{line_item_id}/complete",
-            headers={"Authorization": f"Bearer {self.token(user_id)}"},
+            headers=self.auth(user_id),
         )
         if response.status in (403, 404, 409):
             raise OpFailed(f"{response.status} {response.detail()}")

@@ -74,7 +74,7 @@ class CacheScenario:
         try:
             response = await http.get(
                 f"/api/users/{user}/alerts",
-                headers={"Authorization": f"Bearer {ctx.token(user)}"},
+                headers=ctx.auth(user),
             )
         except Exception as exc:
             ctx.history.info(op, f"{type(exc).__name__}: {exc}")

@@ -151,7 +151,7 @@ class LoadScenario:
                 *(
                     http.get(
                         f"/api/users/{u}/alerts",
-                        headers={"Authorization": f"Bearer {ctx.token(u)}"},
+                        headers=ctx.auth(u),
                     )
                     for u in batch
                 )

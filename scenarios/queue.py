@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -73,9 +74,7 @@ class QueueScenario:
             projects,
         )
         moved = sum(1 for r in rows if r["current_line_item_id"] == second.id)
-        statuses: dict[str, int] = {}
-        for status in ended.values():
-            statuses[status] = statuses.get(status, 0) + 1
+        statuses = Counter(ended.values())
         dead = letters.body.get("deadLetters", []) if isinstance(letters.body, dict) else None
         lost = len(projects) - statuses.get("complete", 0)
         retried = sum(
@@ -89,7 +88,7 @@ class QueueScenario:
         ok: Validity = lost == 0 and moved == len(projects) and dead == []
         if ok and retried == 0:
             ok = "unknown"  # no attempt failed: the fault injection did not fire
-        ctx.extra["jobs"] = statuses
+        ctx.extra["jobs"] = dict(statuses)
         ctx.own_checks.append(
             CheckResult(
                 name="queued_completions",
@@ -112,8 +111,7 @@ class QueueScenario:
 
     @staticmethod
     def _auth(ctx: ScenarioContext, project: int) -> dict[str, str]:
-        user = ctx.seeded.members[project]["project_manager"]
-        return {"Authorization": f"Bearer {ctx.token(user)}"}
+        return ctx.auth(ctx.seeded.members[project]["project_manager"])
 
     async def _enqueue(
         self, ctx: ScenarioContext, http: AppHttp, project: int, item: int
