@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.checks import CheckResult, FinalState, collect_measurements, run_checks
 from harness.errors import AlertbenchError, ConfigError
@@ -39,6 +39,7 @@ from harness.metrics.resources import gc_pauses_from_metrics, usage_between
 from harness.report import (
     RunResults,
     SelfCheckCell,
+    Verdict,
     fault_spans,
     latency_timeline,
     make_results,
@@ -326,6 +327,13 @@ async def sweep_rates(
     return results
 
 
+def _why(result: RunResults) -> str:
+    """What failed in a run, in a line: its failing checks and SLOs, or its error."""
+    failing = [c.summary for c in result.checks if c.valid is False]
+    failing += [f"SLO {v.name}: {v.measured} {v.unit}" for v in result.slos if v.status == "fail"]
+    return "; ".join(failing[:3]) or "; ".join(result.errors[:1]) or f"verdict {result.verdict}"
+
+
 async def self_check(
     stack: Stack,
     params: RunParams,
@@ -333,41 +341,61 @@ async def self_check(
     scenarios: Mapping[str, Scenario],
     *,
     options: RunOptions,
+    repeat: int = 1,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResults:
     """Prove the harness has teeth: each scenario passes on the sound pipeline
     and fails under each flaw it is meant to catch (``matrix``: flaw ->
     scenario names). Returns one result whose ``self_check`` holds the cells;
-    it passes only when every cell answered as expected."""
+    it passes only when every cell answered as expected.
+
+    With ``repeat`` > 1 each cell runs that many times, with seeds
+    ``params.seed``, ``params.seed + 1``, ...: a cell that catches its flaw
+    only sometimes shows as e.g. 17/20 and fails the matrix."""
+    if repeat < 1:
+        raise ConfigError("--repeat", f"must be at least 1, got {repeat}")
     run_id = options.run_id or new_run_id("selfcheck")
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cells: list[SelfCheckCell] = []
     plan = [(name, "none") for name in sorted({n for names in matrix.values() for n in names})]
     plan += [(name, flaw) for flaw, names in sorted(matrix.items()) for name in names]
     for name, flaw in plan:
-        step = dataclasses.replace(
-            params, flaws=frozenset() if flaw == "none" else frozenset({flaw})
-        )
-        progress(f"self-check: {name} with {flaw if flaw != 'none' else 'no flaw'}")
-        result = await run_scenario(
-            scenarios[name],
-            stack,
-            step,
-            options=options,
-            run_id=f"{run_id}-{flaw}",
-            progress=progress,
-        )
-        failing = [c.summary for c in result.checks if c.valid is False]
-        failing += [
-            f"SLO {v.name}: {v.measured} {v.unit}" for v in result.slos if v.status == "fail"
-        ]
+        expected: Literal["pass", "fail"] = "pass" if flaw == "none" else "fail"
+        verdicts: list[Verdict] = []
+        reasons: list[str] = []
+        for attempt in range(repeat):
+            step = dataclasses.replace(
+                params,
+                flaws=frozenset() if flaw == "none" else frozenset({flaw}),
+                seed=params.seed + attempt,
+            )
+            progress(
+                f"self-check: {name} with {flaw if flaw != 'none' else 'no flaw'}"
+                + (f" (run {attempt + 1} of {repeat}, seed {step.seed})" if repeat > 1 else "")
+            )
+            result = await run_scenario(
+                scenarios[name],
+                stack,
+                step,
+                options=options,
+                run_id=f"{run_id}-{flaw}" + (f"-s{step.seed}" if repeat > 1 else ""),
+                progress=progress,
+            )
+            verdicts.append(result.verdict)
+            if result.verdict != expected or (expected == "fail" and not reasons):
+                # Every surprise, and the first catch (which explains the cell).
+                why = _why(result)
+                reasons.append(f"seed {step.seed}: {why}" if repeat > 1 else why)
+        surprises = [v for v in verdicts if v != expected]
         cells.append(
             SelfCheckCell(
                 scenario=name,
                 flaw=flaw,
-                expected="pass" if flaw == "none" else "fail",
-                actual=result.verdict,
-                reason="; ".join(failing[:3]) or "; ".join(result.errors[:1]),
+                expected=expected,
+                actual=surprises[0] if surprises else expected,
+                reason="; ".join(reasons[-3:] if surprises else reasons[:1]),
+                runs=repeat,
+                as_expected=len(verdicts) - len(surprises),
             )
         )
     wrong = [c for c in cells if not c.matches]

@@ -251,6 +251,8 @@ def _self_check(cells: Sequence[SelfCheckCell]) -> str:
                 continue
             title = escape(cell.reason, quote=True)
             text = f"expected {escape(cell.expected)}<br>actual {escape(cell.actual)}"
+            if cell.runs > 1:
+                text += f"<br>{cell.as_expected}/{cell.runs} runs as expected"
             cls = "match" if cell.matches else "mismatch"
             row.append(f'<td class="{cls}" title="{title}">{text}</td>')
         rows.append(row)

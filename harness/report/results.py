@@ -120,11 +120,16 @@ class SelfCheckCell:
     """What it answered."""
     reason: str = ""
     """Why (e.g. the failing checker's summary)."""
+    runs: int = 1
+    """Seeded runs of the cell (``alertbench selfcheck --repeat``)."""
+    as_expected: int | None = None
+    """How many of the runs answered as expected (None: one run, ``actual`` says)."""
 
     @property
     def matches(self) -> bool:
-        """Whether the scenario answered as expected."""
-        return self.expected == self.actual
+        """Whether the scenario answered as expected, in every run."""
+        every = self.as_expected is None or self.as_expected == self.runs
+        return self.expected == self.actual and every
 
 
 def _span(data: Mapping[str, Any]) -> FaultSpan:

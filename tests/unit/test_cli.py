@@ -89,6 +89,10 @@ def test_list_shows_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
         (["run", "load", "--sweep", "200,100"], "positive and rising"),
         (["run", "load", "delivery", "--sweep"], "one scenario at a time"),
         (["run", "--slo-override", "nosuch_slo=3"], "nosuch_slo"),
+        (["selfcheck", "--scenario", "nosuch"], "unknown 'nosuch'; known: load"),
+        (["selfcheck", "--flaw", "nosuch"], "unknown flaw 'nosuch'"),
+        (["selfcheck", "--scenario", "indexes"], "no cell of the self-check matrix"),
+        (["selfcheck", "--scenario", "load", "--flaw", "no_retry"], "no cell"),
     ],
 )
 def test_bad_run_requests_exit_2_before_starting_anything(

@@ -322,3 +322,21 @@ def test_final_state_checkers_feed_results() -> None:
     suite = ET.fromstring(to_junit_xml(r)).find("testsuite")
     assert suite is not None
     assert suite.get("errors") == "1"
+
+
+def test_a_cell_that_catches_its_flaw_only_sometimes_does_not_match() -> None:
+    flaky = SelfCheckCell(
+        scenario="dedupe",
+        flaw="no_unique_index",
+        expected="fail",
+        actual="pass",
+        runs=20,
+        as_expected=17,
+    )
+    steady = dataclasses.replace(flaky, flaw="unscoped_complete", actual="fail", as_expected=20)
+    assert not flaky.matches
+    assert steady.matches
+    # An older results.json (one run per cell, no counts) still reads.
+    assert SelfCheckCell(scenario="load", flaw="none", expected="pass", actual="pass").matches
+    html = render_html(dataclasses.replace(sample_results(), self_check=(flaky, steady)))
+    assert "17/20 runs as expected" in html
