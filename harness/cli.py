@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -26,11 +29,12 @@ from rich.table import Table
 from rich.text import Text
 
 from harness import __version__
+from harness import loop as event_loop
 from harness.errors import AlertbenchError, ConfigError
 from harness.report.html import resources_summary
 from harness.stack import PROVIDERS, AppSpec, Stack, StackConfig, reap_leftovers, start_stack
 from harness.stack.app import FANOUTS
-from reference_impl import loop as event_loop
+from harness.targets import Target, load_target
 
 __all__ = ["main"]
 
@@ -140,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run scenarios against the reference pipeline and judge them (exit 0/1/2)",
+        help="run scenarios against a target (default: the reference) and judge them (exit 0/1/2)",
         description="Start the stack, run each scenario (default: the main suite), check the "
         "history, judge the SLOs and write reports/<run-id>/ (results.json, history.jsonl, "
         "report.html, junit.xml). Exit 0: all checks and SLOs pass; 1: a breach; 2: the "
@@ -165,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measured load duration (default 10)",
     )
     run.add_argument("--seed", type=_seed, default=1, help="seed of data, schedule and faults")
+    _add_target_flag(run, many=True)
     run.add_argument("--slo", type=Path, default=None, metavar="FILE", help="SLO file (TOML)")
     run.add_argument(
         "--slo-override",
@@ -206,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_stack_flags(run)
 
-    commands.add_parser("list", help="list the scenarios and the flaws")
+    listing = commands.add_parser("list", help="list the scenarios and the flaws")
+    _add_target_flag(listing, many=True)
 
     selfcheck = commands.add_parser(
         "selfcheck",
@@ -240,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the cells of this flaw, plus the sound pipeline (repeatable)",
     )
     selfcheck.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    _add_target_flag(selfcheck, many=False)
     _add_stack_flags(selfcheck)
 
     serve = commands.add_parser(
@@ -269,6 +276,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_seed, default=None, help="seed of toxicity rolls and jitter (reproducible)"
     )
     return parser
+
+
+def _add_target_flag(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    parser.add_argument(
+        "--target",
+        action="append" if many else "store",
+        default=None,
+        metavar="FILE|reference",
+        help="what is under test: a target file (TOML, docs/targets.md) or 'reference' (the"
+        " default; env ALERTBENCH_TARGET)"
+        + (
+            "; repeat it to run the same scenarios on each, one after another, and compare"
+            if many
+            else ""
+        ),
+    )
+
+
+def _targets(chosen: Sequence[str] | str | None) -> list[Target]:
+    """The targets named by --target (or ALERTBENCH_TARGET), validated now."""
+    if chosen is None or not chosen:
+        names = [os.environ.get("ALERTBENCH_TARGET") or "reference"]
+    else:
+        names = [chosen] if isinstance(chosen, str) else list(chosen)
+    targets = [load_target(name) for name in names]
+    seen = [t.name for t in targets]
+    if len(set(seen)) != len(seen):
+        raise ConfigError("--target", f"two targets share a name: {', '.join(seen)}")
+    return targets
 
 
 def _add_stack_flags(parser: argparse.ArgumentParser) -> None:
@@ -306,7 +342,7 @@ def _stack_table(stack: Stack, checked: dict[str, str] | None) -> Table:
     )
     for index, url in enumerate(stack.app_urls):
         flaws = ", ".join(sorted(stack.app.spec.flaws)) if stack.app else ""
-        table.add_row(f"app{index or ''}", "reference_impl", url, flaws or "no flaw")
+        table.add_row(f"app{index or ''}", "reference", url, flaws or "no flaw")
     table.caption = f"ready in {stack.startup_s['total']:.2f} s"
     if checked:
         table.caption += " · checked: " + checked["postgres"].split(" on ")[0] + ", redis PONG"
@@ -363,14 +399,10 @@ def _cmd_stack_reap(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
-def _check_flaws(names: Sequence[str]) -> None:
+def _check_flaws(names: Sequence[str], targets: Sequence[Target] | None = None) -> None:
     """Reject unknown flaw names before anything starts, listing the valid ones."""
-    from reference_impl.flaws import FlawError, parse_flaws
-
-    try:
-        parse_flaws(names)
-    except FlawError as exc:
-        raise ConfigError("--flaw", str(exc)) from None
+    for target in targets or [load_target("reference")]:
+        target.check_flaws(names)
 
 
 def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
@@ -378,8 +410,8 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
     from harness.report import new_run_id
     from harness.runner import RunOptions, self_check
     from harness.scenario import RunParams
-    from reference_impl.flaws import Flaw
 
+    (target,) = _targets(args.target)
     params = RunParams(
         projects=args.projects,
         rate_per_s=args.rate,
@@ -388,11 +420,11 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
         drain_s=10.0,
     )
     suite.get(list(args.scenario))  # unknown names fail here, listing the known ones
-    _check_flaws(args.flaw)
+    _check_flaws(args.flaw, [target])
     matrix = {
         flaw: tuple(n for n in names if not args.scenario or n in args.scenario)
         for flaw, names in suite.CATCHES.items()
-        if not args.flaw or flaw in args.flaw
+        if (not args.flaw or flaw in args.flaw) and flaw in target.all_flaws
     }
     matrix = {flaw: names for flaw, names in matrix.items() if names}
     if not matrix:
@@ -411,6 +443,7 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
                 matrix,
                 suite.SCENARIOS,
                 options=options,
+                target=target,
                 repeat=args.repeat,
                 progress=lambda line: out.print(escape(line), highlight=False),
             )
@@ -427,15 +460,18 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
             f"{cell.as_expected}/{cell.runs}",
             escape(cell.reason),
         )
-    uncaught = sorted(f.value for f in Flaw if f.value not in suite.CATCHES)
-    table.caption = f"not caught by any scenario yet: {', '.join(uncaught) or 'none'}"
+    uncaught = sorted(f for f in target.all_flaws if f not in suite.CATCHES)
+    table.caption = (
+        f"target {target.name}; its flaws not caught by any scenario yet:"
+        f" {', '.join(uncaught) or 'none'}"
+    )
     out.print(table)
     out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
     return result.exit_code
 
 
 def _cmd_list(args: argparse.Namespace, out: Console) -> int:
-    from scenarios import MAIN_SUITE, SCENARIOS
+    from scenarios import CATCHES, MAIN_SUITE, SCENARIOS
 
     table = Table(title="alertbench scenarios")
     table.add_column("scenario")
@@ -444,25 +480,27 @@ def _cmd_list(args: argparse.Namespace, out: Console) -> int:
     for name, scenario in SCENARIOS.items():
         table.add_row(name, "yes" if name in MAIN_SUITE else "", scenario.summary)
     out.print(table)
-    from reference_impl.flaws import DESCRIPTIONS
-
-    flaws = Table(title="flaws (--flaw NAME): defects of the modelled system")
-    flaws.add_column("flaw")
-    flaws.add_column("what it breaks")
-    for flaw, description in DESCRIPTIONS.items():
-        flaws.add_row(flaw.value, description)
-    out.print(flaws)
+    for target in _targets(args.target):
+        flaws = Table(title=f"flaws (--flaw NAME) of target {target.name}")
+        flaws.add_column("flaw")
+        flaws.add_column("what it breaks")
+        flaws.add_column("caught by")
+        for flaw, description in target.all_flaws.items():
+            flaws.add_row(flaw, description, ", ".join(CATCHES.get(flaw, ())) or "-")
+        out.print(flaws)
     return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     import scenarios as suite
-    from harness.report import new_run_id
+    from harness.report import RunResults, new_run_id
+    from harness.report.side_by_side import write_side_by_side
     from harness.runner import RunOptions, run_scenarios, sweep_rates
     from harness.scenario import RunParams
 
     chosen = suite.get(list(args.scenarios) or list(suite.MAIN_SUITE))
-    _check_flaws(args.flaw)
+    targets = _targets(args.target)
+    _check_flaws(args.flaw, targets)
     defaults = RunParams()
     params = RunParams(
         projects=args.projects or defaults.projects,
@@ -497,23 +535,52 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     rates = _sweep_rates(args.sweep, params.rate_per_s) if args.sweep is not None else None
     if rates is not None and len(chosen) != 1:
         raise ConfigError("--sweep", "sweeps one scenario at a time (e.g. `run load --sweep`)")
-    progress(f"run {options.run_id}: {', '.join(s.name for s in chosen)}")
+    names = ", ".join(t.name for t in targets)
+    progress(f"run {options.run_id}: {', '.join(s.name for s in chosen)} on {names}")
+    per_target: dict[str, list[RunResults]] = {}
     with start_stack(config) as stack, display:
-        if rates is not None:
-            swept = event_loop.run(
-                sweep_rates(chosen[0], stack, params, rates, options=options, progress=progress)
-            )
-            out.print(_sweep_table(swept))
-            return EXIT_OK if swept and swept[0].exit_code == 0 else EXIT_FAILED
         progress(f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})")
-        results = event_loop.run(
-            run_scenarios(chosen, stack, params, options=options, progress=progress)
+        for target in targets:
+            # One run id per target when several are compared; same seed and schedule.
+            step = options
+            if len(targets) > 1:
+                step = dataclasses.replace(options, run_id=f"{options.run_id}-{target.name}")
+            if rates is not None:
+                per_target[target.name] = event_loop.run(
+                    sweep_rates(
+                        chosen[0],
+                        stack,
+                        params,
+                        rates,
+                        options=step,
+                        target=target,
+                        progress=progress,
+                    )
+                )
+            else:
+                per_target[target.name] = event_loop.run(
+                    run_scenarios(
+                        chosen, stack, params, options=step, target=target, progress=progress
+                    )
+                )
+    codes: list[int] = []
+    for target in targets:
+        results = per_target[target.name]
+        if rates is not None:
+            out.print(_sweep_table(results, title=f"rate sweep: {target.name}"))
+            codes.append(EXIT_OK if results and results[0].exit_code == 0 else EXIT_FAILED)
+            continue
+        for result in results:
+            out.print(_results_table(result, target=target.name if len(targets) > 1 else None))
+        for result in results:
+            out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
+        codes.append(max(r.exit_code for r in results))
+    if len(targets) > 1:
+        html = write_side_by_side(
+            per_target, options.reports_dir / f"{options.run_id}-compare", sweep=rates is not None
         )
-    for result in results:
-        out.print(_results_table(result))
-    for result in results:
-        out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
-    return max(r.exit_code for r in results)
+        out.print(f"side by side: {html}")
+    return max(codes)
 
 
 def _sweep_rates(text: str, start: float) -> list[float]:
@@ -550,8 +617,8 @@ def _live_display(
     return contextlib.nullcontext(), plain, PLAIN_STATUS_INTERVAL_S
 
 
-def _sweep_table(results: Sequence[Any]) -> Table:
-    table = Table(title="rate sweep")
+def _sweep_table(results: Sequence[Any], *, title: str = "rate sweep") -> Table:
+    table = Table(title=title)
     for column in (
         "rate/s",
         "achieved/s",
@@ -587,9 +654,10 @@ def _sweep_table(results: Sequence[Any]) -> Table:
     return table
 
 
-def _results_table(result: Any) -> Table:
+def _results_table(result: Any, *, target: str | None = None) -> Table:
     colour = {"pass": "green", "fail": "red"}.get(result.verdict, "yellow")
-    table = Table(title=f"{result.scenario}: [{colour}]{result.verdict.upper()}[/]")
+    on = f" on {escape(target)}" if target else ""
+    table = Table(title=f"{result.scenario}{on}: [{colour}]{result.verdict.upper()}[/]")
     table.add_column("check / SLO")
     table.add_column("verdict")
     table.add_column("detail", overflow="fold")
@@ -619,6 +687,8 @@ def _results_table(result: Any) -> Table:
         )
     for error in result.errors:
         table.add_row("error", "ERROR", escape(error))
+    if result.not_applicable:
+        table.add_row("scenario", "not applicable", escape(result.not_applicable))
     return table
 
 
@@ -645,9 +715,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
         # Everything after 'serve' belongs to the app's own parser (--help too).
-        from reference_impl.__main__ import main as app_main
-
-        return app_main(argv[1:])
+        # A process, not an import: the harness never imports the reference.
+        with contextlib.suppress(KeyboardInterrupt):
+            return subprocess.call([sys.executable, "-m", "reference_impl", *argv[1:]])
+        return 130
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],

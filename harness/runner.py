@@ -2,15 +2,19 @@
 
 For each scenario, :func:`run_scenario`:
 
-1. creates a database of its own on the stack's Postgres and loads the
-   seeded data set (``--projects``, ``--seed``) with the reference schema;
-2. starts the reference pipeline on it, with the requested flaws, behind the
-   ``app`` proxy;
+1. gives it a database with the contract's tables (the target's own
+   migration, or the contract's DDL) and loads the seeded data set
+   (``--projects``, ``--seed``) with SQL, in the target's role names;
+2. starts the target on it (the reference, a command, or the ``app`` proxy in
+   front of a URL), with the requested flaws, behind the ``app`` proxy;
 3. runs the scenario, which drives the workload and records the history;
 4. heals and drains (the scenario's job), stops the app, reads the final
    state directly (not through the proxies);
 5. runs the scenario's checkers on the history and the final state, judges
    the SLOs on their measurements, and writes ``reports/<run-id>/``.
+
+A scenario that needs a capability the target does not declare is not run:
+its verdict is ``not_applicable``, with the reason, and it fails nothing.
 
 Exit codes: 0 every check and SLO passed, 1 a check or SLO failed, 2 the
 harness could not produce a trustworthy verdict (error, invalid generator,
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.checks import CheckResult, FinalState, collect_measurements, run_checks
+from harness.contract import ROLES, SeedSpec, seed_dsn
 from harness.errors import AlertbenchError, ConfigError
 from harness.history import Commit, History, Op, Receive
 from harness.live import live_status
@@ -48,10 +53,10 @@ from harness.report import (
 )
 from harness.scenario import RunParams, Scenario, ScenarioContext, announced_alert
 from harness.slo import evaluate, load_slos
-from harness.stack import AppSpec, Stack, _sql
+from harness.stack import Stack, _sql
+from harness.targets import Target, load_target
+from harness.targets.launch import prepare_database, start_target
 from harness.workload import GeneratorReport
-from reference_impl.schema import migrate_dsn
-from reference_impl.seed import ROLES, SeedResult, SeedSpec, seed_dsn
 
 __all__ = [
     "RunOptions",
@@ -79,33 +84,52 @@ class RunOptions:
     live_interval_s: float = 1.0
 
 
+#: Latency names by what they run from (the report names them in words).
+LATENCY_ORIGINS: dict[str, str] = {
+    "delivery": "commit -> receipt (the target's commit time)",
+    "receipt_after_request": "request start -> receipt",
+    "receipt_after_response": "response -> receipt (0 when the event came first)",
+}
+
+
 def delivery_latencies(history: History) -> dict[str, LatencyRecorder]:
-    """Commit -> receipt (ms) per live event type, from the history.
+    """Latencies (ms) to each live event's receipt, per event type, from the history.
+
+    - ``delivery.<event>``: commit -> receipt, where the target reported its
+      commit time (the ``commit_timestamp`` capability);
+    - ``receipt_after_request.<event>``: the causing request's start ->
+      receipt, for every target;
+    - ``receipt_after_response.<event>``: its response -> receipt, for every
+      target (clamped at 0: an event may beat the response).
 
     Alerts created by batch generation (a burst of one commit per project)
-    are kept apart (``delivery.batch.<event>``) from those of the sustained
-    workload (``delivery.<event>``).
+    are kept apart (``<name>.batch.<event>``) from those of the sustained
+    workload.
     """
     kinds = {op.op_id: op.f for op in history.of_type(Op) if op.type == "invoke"}
-    commits = {
-        c.alert_id: (
-            c.mono_s,
-            "batch." if c.op_id is not None and kinds.get(c.op_id) == "generate" else "",
-        )
-        for c in history.of_type(Commit)
-    }
+    commits = {c.alert_id: c for c in history.of_type(Commit)}
     recorders: dict[str, LatencyRecorder] = {}
-    for r in history.of_type(Receive):
-        alert_id = announced_alert(r)
-        if r.via != "live" or alert_id not in commits:
-            continue
-        committed, prefix = commits[alert_id]
-        name = f"delivery.{prefix}{r.event}"
+
+    def record(name: str, ms: float) -> None:
         if name not in recorders:
             recorders[name] = LatencyRecorder(name)
         # Clamp at 0: the commit time is the server's wall clock, the receipt
         # the client's monotonic one converted; they agree to well under 1 ms.
-        recorders[name].record(max(0.0, (r.mono_s - committed) * 1000.0))
+        recorders[name].record(max(0.0, ms))
+
+    for r in history.of_type(Receive):
+        alert_id = announced_alert(r)
+        commit = commits.get(alert_id) if alert_id is not None else None
+        if r.via != "live" or commit is None:
+            continue
+        batch = commit.op_id is not None and kinds.get(commit.op_id) == "generate"
+        kind = f"batch.{r.event}" if batch else r.event
+        if commit.server_time:
+            record(f"delivery.{kind}", (r.mono_s - commit.mono_s) * 1000.0)
+        if commit.requested_mono_s is not None:
+            record(f"receipt_after_request.{kind}", (r.mono_s - commit.requested_mono_s) * 1000.0)
+        if commit.responded_mono_s is not None:
+            record(f"receipt_after_response.{kind}", (r.mono_s - commit.responded_mono_s) * 1000.0)
     return recorders
 
 
@@ -113,36 +137,33 @@ def _generator_dict(report: GeneratorReport | None) -> dict[str, Any] | None:
     return report.to_dict() if report is not None else None
 
 
-def seed_spec(scenario: Scenario, params: RunParams) -> SeedSpec:
+def seed_spec(
+    scenario: Scenario, params: RunParams, roles: Mapping[str, str] | None = None
+) -> SeedSpec:
     """The data a scenario runs on: ``params.projects`` projects, and with a
     scenario's ``user_pool`` a pool of as many users as projects, each user a
     member of about four projects (1,000 projects, 1,000 subscribers)."""
     pooled = bool(getattr(scenario, "user_pool", False))
     users = max(params.projects, len(ROLES)) if pooled else None
-    return SeedSpec(projects=params.projects, users=users, seed=params.seed)
+    return SeedSpec(projects=params.projects, users=users, seed=params.seed, roles=roles)
 
 
-async def _prepare_database(stack: Stack, database: str, spec: SeedSpec) -> SeedResult:
-    direct = stack.postgres_direct
-    await asyncio.to_thread(
-        _sql.execute,
-        direct.dsn,
-        [f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', f'CREATE DATABASE "{database}"'],
-    )
-    dsn = direct.dsn_for(database)
-    await migrate_dsn(dsn)
-    return await seed_dsn(dsn, spec)
-
-
-async def _final_state(stack: Stack, database: str) -> FinalState:
-    dsn = stack.postgres_direct.dsn_for(database)
+async def _final_state(dsn: str, projects: Sequence[int]) -> FinalState:
+    """The alerts and memberships of the scenario's own projects (a url
+    target's database may hold other data too)."""
     alerts = await asyncio.to_thread(
         _sql.fetch,
         dsn,
-        "SELECT id, project_id, step_id, status, assigned_to_id FROM workflow_alerts",
+        "SELECT id, project_id, step_id, status, assigned_to_id FROM workflow_alerts"
+        " WHERE project_id = ANY($1::bigint[])",
+        list(projects),
     )
     members = await asyncio.to_thread(
-        _sql.fetch, dsn, "SELECT project_id, user_id, role FROM project_members"
+        _sql.fetch,
+        dsn,
+        "SELECT project_id, user_id, role FROM project_members"
+        " WHERE project_id = ANY($1::bigint[])",
+        list(projects),
     )
     return FinalState(alerts=alerts, memberships=members)
 
@@ -154,76 +175,45 @@ async def run_scenario(
     *,
     options: RunOptions,
     run_id: str,
+    target: Target | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResults:
-    """Run one scenario on a running stack and write its report."""
+    """Run one scenario against ``target`` (default: the reference) on a
+    running stack, and write its report."""
+    target = target or load_target("reference")
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    # Validate the SLO layers before spending time on the run.
+    # Validate the SLO layers and the flaws before spending time on the run.
     slos = load_slos(
         options.slo_file, scenario=scenario.slos, overrides=list(options.slo_overrides)
     )
+    target.check_flaws(params.flaws)
     history = History()
     database = f"alertbench_{scenario.name}"
     errors: list[str] = []
     checks: list[CheckResult] = []
     ctx: ScenarioContext | None = None
     t0 = time.perf_counter()
+    lacking = target.missing(getattr(scenario, "needs", ()))
+    if params.app_processes > 1 and "processes" not in target.capabilities:
+        lacking.append("processes")
+    not_applicable = (
+        f"target {target.name!r} does not declare {', '.join(lacking)}" if lacking else None
+    )
     try:
-        # A scenario may need fewer projects than the run's --projects.
-        wanted: int | None = getattr(scenario, "max_projects", None)
-        if wanted is not None and wanted < params.projects:
-            params = dataclasses.replace(params, projects=wanted)
-        # ... or at least some (a race needs enough work to overlap).
-        least: int | None = getattr(scenario, "min_projects", None)
-        if least is not None and least > params.projects:
-            params = dataclasses.replace(params, projects=least)
-        data = seed_spec(scenario, params)
-        users = f", a pool of {data.users} users" if data.users is not None else ""
-        progress(f"{scenario.name}: seeding {params.projects} projects{users}")
-        seeded = await _prepare_database(stack, database, data)
-        progress(f"{scenario.name}: starting the app (flaws: {sorted(params.flaws) or 'none'})")
-        # A scenario may ask for app options (e.g. fault injection inside the app).
-        app_args: tuple[str, ...] = tuple(getattr(scenario, "app_args", ()))
-        spec = AppSpec(
-            flaws=params.flaws,
-            processes=params.app_processes,
-            fanout=params.fanout,
-            database=database,
-            extra_args=(*app_args, "--inject-seed", str(params.seed)) if app_args else (),
-        )
-        await asyncio.to_thread(stack.start_app, spec)
-        ctx = ScenarioContext(
-            name=scenario.name,
-            params=params,
-            stack=stack,
-            history=history,
-            database=database,
-            seeded=seeded,
-            token_secret=spec.token_secret,
-        )
-        progress(f"{scenario.name}: running")
-        show = options.live
-        try:
-            async with live_status(
-                history,
-                (lambda status: show(status.line(scenario.name))) if show else None,
-                interval_s=options.live_interval_s,
-            ):
-                await scenario.run(ctx)
-        finally:
-            await ctx.close_fleets()
-            ctx.extra["app_gc_pauses"] = await asyncio.to_thread(_app_gc_pauses, stack)
-            await asyncio.to_thread(stack.stop_app)
-        final = await _final_state(stack, database)
-        progress(f"{scenario.name}: checking {len(history)} history events")
-        checks = run_checks(scenario.checks, history, final) + ctx.own_checks
+        if not_applicable is not None:
+            progress(f"{scenario.name}: not applicable: {not_applicable}")
+        else:
+            ctx = await _run(scenario, stack, params, target, database, history, options, progress)
+            final = await _final_state(ctx.direct_dsn, ctx.seeded.project_ids)
+            progress(f"{scenario.name}: checking {len(history)} history events")
+            checks = run_checks(scenario.checks, history, final) + ctx.own_checks
     except AlertbenchError:
         raise
     except Exception as exc:
         logger.exception("scenario %s failed", scenario.name)
         errors.append(f"{type(exc).__name__}: {exc}")
     measurements = collect_measurements(checks)
-    verdicts = evaluate(slos, measurements)
+    verdicts = evaluate(slos, measurements) if not_applicable is None else []
     latencies: dict[str, LatencyRecorder] = {}
     generator = ctx.generator if ctx else None
     if generator is not None:
@@ -247,9 +237,81 @@ async def run_scenario(
         faults=fault_spans(history),
         timeline=latency_timeline(history, requests=("complete",)),
         errors=errors,
+        not_applicable=not_applicable,
+        target=target.describe(),
     )
     write_run(results, options.reports_dir, history=history)
     return results
+
+
+async def _run(
+    scenario: Scenario,
+    stack: Stack,
+    params: RunParams,
+    target: Target,
+    database: str,
+    history: History,
+    options: RunOptions,
+    progress: Callable[[str], None],
+) -> ScenarioContext:
+    """Database, seed, target, scenario; the target is stopped on the way out."""
+    # A scenario may need fewer projects than the run's --projects.
+    wanted: int | None = getattr(scenario, "max_projects", None)
+    if wanted is not None and wanted < params.projects:
+        params = dataclasses.replace(params, projects=wanted)
+    # ... or at least some.
+    least: int | None = getattr(scenario, "min_projects", None)
+    if least is not None and least > params.projects:
+        params = dataclasses.replace(params, projects=least)
+    data = seed_spec(scenario, params, target.roles)
+    users = f", a pool of {data.users} users" if data.users is not None else ""
+    progress(f"{scenario.name}: preparing the database of target {target.name!r}")
+    dsn = await prepare_database(target, stack, database, params.flaws)
+    progress(f"{scenario.name}: seeding {params.projects} projects{users}")
+    seeded = await seed_dsn(dsn, data)
+    progress(
+        f"{scenario.name}: starting target {target.name!r}"
+        f" (flaws: {sorted(params.flaws) or 'none'})"
+    )
+    secret = target.new_secret()
+    await asyncio.to_thread(
+        start_target,
+        target,
+        stack,
+        database=database,
+        flaws=params.flaws,
+        secret=secret,
+        processes=params.app_processes,
+        fanout=params.fanout,
+        inject=getattr(scenario, "inject", None),
+        seed=params.seed,
+    )
+    ctx = ScenarioContext(
+        name=scenario.name,
+        params=params,
+        stack=stack,
+        history=history,
+        database=database,
+        seeded=seeded,
+        target=target,
+        tokens=target.tokens(secret),
+        direct_dsn=dsn,
+    )
+    progress(f"{scenario.name}: running")
+    show = options.live
+    try:
+        async with live_status(
+            history,
+            (lambda status: show(status.line(scenario.name))) if show else None,
+            interval_s=options.live_interval_s,
+        ):
+            await scenario.run(ctx)
+    finally:
+        await ctx.close_fleets()
+        if "metrics" in target.capabilities:
+            ctx.extra["app_gc_pauses"] = await asyncio.to_thread(_app_gc_pauses, stack)
+        await asyncio.to_thread(stack.stop_app)
+    return ctx
 
 
 def _app_gc_pauses(stack: Stack) -> dict[str, Any]:
@@ -282,10 +344,10 @@ async def run_scenarios(
     params: RunParams,
     *,
     options: RunOptions,
+    target: Target | None = None,
     progress: Callable[[str], None] = lambda line: None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[RunResults]:
-    """Run scenarios one after another on one stack."""
+    """Run scenarios one after another on one stack, against ``target``."""
     if not scenarios:
         raise ConfigError("scenarios", "name at least one (see `alertbench list`)")
     run_id = options.run_id or new_run_id("suite")
@@ -293,7 +355,13 @@ async def run_scenarios(
     for scenario in scenarios:
         results.append(
             await run_scenario(
-                scenario, stack, params, options=options, run_id=run_id, progress=progress
+                scenario,
+                stack,
+                params,
+                options=options,
+                run_id=run_id,
+                target=target,
+                progress=progress,
             )
         )
     return results
@@ -306,6 +374,7 @@ async def sweep_rates(
     rates: Sequence[float],
     *,
     options: RunOptions,
+    target: Target | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[RunResults]:
     """Run ``scenario`` at each rate in turn, stopping after the first that fails.
@@ -319,7 +388,13 @@ async def sweep_rates(
         step = dataclasses.replace(params, rate_per_s=rate)
         progress(f"sweep: {scenario.name} at {rate:g}/s")
         result = await run_scenario(
-            scenario, stack, step, options=options, run_id=f"{run_id}-{rate:g}", progress=progress
+            scenario,
+            stack,
+            step,
+            options=options,
+            run_id=f"{run_id}-{rate:g}",
+            target=target,
+            progress=progress,
         )
         results.append(result)
         if result.exit_code != 0:
@@ -341,6 +416,7 @@ async def self_check(
     scenarios: Mapping[str, Scenario],
     *,
     options: RunOptions,
+    target: Target | None = None,
     repeat: int = 1,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResults:
@@ -379,6 +455,7 @@ async def self_check(
                 step,
                 options=options,
                 run_id=f"{run_id}-{flaw}" + (f"-s{step.seed}" if repeat > 1 else ""),
+                target=target,
                 progress=progress,
             )
             verdicts.append(result.verdict)

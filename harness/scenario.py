@@ -20,15 +20,15 @@ from typing import Any, Protocol
 
 from harness.checks import CheckResult
 from harness.clients import AppHttp, HttpStatusError, Subscriber, SubscriberFleet
+from harness.clients.subscriber import ClientEvent, ReconnectPolicy
+from harness.contract import SeedResult, TokenScheme
 from harness.errors import ConfigError
 from harness.history import History, Op, Receive
 from harness.metrics.resources import CpuMark, mark_cpu
 from harness.stack import Stack, _sql
 from harness.stack.app import FANOUTS
+from harness.targets import Target
 from harness.workload import GeneratorReport, OpFailed
-from reference_impl.auth import issue_token
-from reference_impl.client import ClientEvent, ReconnectPolicy
-from reference_impl.seed import SeedResult
 
 __all__ = ["RunParams", "Scenario", "ScenarioContext", "announced_alert"]
 
@@ -55,7 +55,7 @@ class RunParams:
     duration_s: float = 10.0
     #: Seed of everything random (data, schedules, jitter, faults).
     seed: int = 1
-    #: Named flaws of the reference pipeline to switch on.
+    #: Named flaws to switch on: the target's own, or the client's (``no_rejoin``).
     flaws: frozenset[str] = frozenset()
     #: Server processes of the app.
     app_processes: int = 1
@@ -93,10 +93,6 @@ class RunParams:
         }
 
 
-#: Lifetime of the tokens the harness signs for its users, in seconds.
-TOKEN_TTL_S = 3600
-
-
 @dataclass
 class ScenarioContext:
     """Everything a scenario's ``run`` may use."""
@@ -108,7 +104,11 @@ class ScenarioContext:
     #: Database of this scenario on the stack's Postgres.
     database: str
     seeded: SeedResult
-    token_secret: str
+    #: What is under test, and how to mint its users' tokens.
+    target: Target
+    tokens: TokenScheme
+    #: The scenario's database, bypassing the proxy (set-up, final reads).
+    direct_dsn: str
     #: Set by the scenario when it drove an open-loop workload.
     generator: GeneratorReport | None = None
     #: Extra sections for the report (tables, figures), JSON-ready.
@@ -127,9 +127,14 @@ class ScenarioContext:
         return self.stack.app_url
 
     @property
-    def direct_dsn(self) -> str:
-        """The scenario's database, bypassing the proxy (set-up, final reads)."""
-        return self.stack.postgres_direct.dsn_for(self.database)
+    def direct_app_urls(self) -> list[str]:
+        """The target's own addresses, bypassing the ``app`` proxies (work that
+        must go on while a fault cuts the clients' hop)."""
+        if self.stack.app is not None:
+            return list(self.stack.app.direct_urls)
+        if self.target.url is not None:
+            return [self.target.url.base_url]
+        return list(self.stack.app_urls)
 
     def _cpu_mark(self) -> CpuMark:
         return mark_cpu(
@@ -147,15 +152,16 @@ class ScenarioContext:
             self.cpu_window = (start, self._cpu_mark())
 
     def token(self, user_id: int) -> str:
-        """A valid token of ``user_id``, reused until half its lifetime is gone.
+        """A valid token of ``user_id`` in the target's scheme, reused until half
+        its lifetime is gone.
 
         Signing one per request was a tenth of the load generator's CPU."""
         now = time.monotonic()
         cached = self._tokens.get(user_id)
         if cached is not None and cached[1] > now:
             return cached[0]
-        token = issue_token(user_id, secret=self.token_secret, ttl_s=TOKEN_TTL_S)
-        self._tokens[user_id] = (token, now + TOKEN_TTL_S / 2)
+        token = self.tokens.mint(user_id)
+        self._tokens[user_id] = (token, now + self.tokens.ttl_s / 2)
         return token
 
     def auth(self, user_id: int) -> dict[str, str]:
@@ -184,6 +190,7 @@ class ScenarioContext:
         ids = list(project_ids)
         user = self.seeded.members[ids[0]]["project_manager"]
         op = self.history.invoke(process, "generate", {"projects": len(ids)})
+        sent = time.monotonic()
         try:
             response = await http.post(
                 "/api/alerts/generate",
@@ -192,10 +199,10 @@ class ScenarioContext:
             )
         except Exception as exc:
             return self.history.info(op, f"{type(exc).__name__}: {exc}")
-        if response.status != 200 or not isinstance(response.body, dict):
+        if not 200 <= response.status < 300 or not isinstance(response.body, dict):
             return self.history.info(op, f"{response.status} {response.detail()}")
         body = response.body
-        done_wall = time.time()
+        answered = time.monotonic()
         done = self.history.ok(op, {k: body[k] for k in ("requested", "created")})
         if body["alertIds"]:
             rows = await asyncio.to_thread(
@@ -206,7 +213,9 @@ class ScenarioContext:
                 body["alertIds"],
             )
             for row in rows:
-                self.record_commit(row, committed_wall_s=done_wall, op_id=op.op_id)
+                self.record_commit(
+                    row, op_id=op.op_id, requested_mono_s=sent, responded_mono_s=answered
+                )
         return done
 
     async def complete(
@@ -217,18 +226,26 @@ class ScenarioContext:
         For the open-loop driver: a returned value is ``ok``, :class:`OpFailed`
         is ``fail`` (it definitely did not happen), anything else ``info``.
         """
+        sent = time.monotonic()
         response = await http.post(
             f"/api/projects/{project_id}/line-items/{line_item_id}/complete",
             headers=self.auth(user_id),
         )
+        answered = time.monotonic()
         if response.status in (403, 404, 409):
             raise OpFailed(f"{response.status} {response.detail()}")
-        if response.status != 200 or not isinstance(response.body, dict):
+        if not 200 <= response.status < 300 or not isinstance(response.body, dict):
             raise HttpStatusError(response)
         body: dict[str, Any] = response.body
         alert = body.get("alert")
-        if alert is not None:
-            self.record_commit(alert, committed_wall_s=body["committedAtMs"] / 1000)
+        if isinstance(alert, dict):
+            committed = body.get("committedAtMs")  # the commit_timestamp capability
+            self.record_commit(
+                alert,
+                committed_wall_s=committed / 1000 if isinstance(committed, int | float) else None,
+                requested_mono_s=sent,
+                responded_mono_s=answered,
+            )
         return body
 
     async def complete_recorded(
@@ -265,10 +282,20 @@ class ScenarioContext:
         return self.history.ok(op, {"alert_id": (result.get("alert") or {}).get("id")})
 
     def record_commit(
-        self, alert: Mapping[str, Any], *, committed_wall_s: float, op_id: int | None = None
+        self,
+        alert: Mapping[str, Any],
+        *,
+        committed_wall_s: float | None = None,
+        op_id: int | None = None,
+        requested_mono_s: float | None = None,
+        responded_mono_s: float | None = None,
     ) -> None:
-        """Record an alert known committed at a (server) wall-clock time."""
-        mono = time.monotonic() - (time.time() - committed_wall_s)
+        """Record an alert known committed: at the target's (wall-clock) commit
+        time where it reported one, else when its response arrived."""
+        if committed_wall_s is not None:
+            mono = time.monotonic() - (time.time() - committed_wall_s)
+        else:
+            mono = responded_mono_s if responded_mono_s is not None else time.monotonic()
         self.history.commit(
             alert_id=int(alert["id"]),
             project_id=int(alert["projectId"]),
@@ -276,6 +303,9 @@ class ScenarioContext:
             step_id=alert.get("stepId"),
             op_id=op_id,
             mono_s=mono,
+            requested_mono_s=requested_mono_s,
+            responded_mono_s=responded_mono_s,
+            server_time=committed_wall_s is not None,
         )
 
     # -- clients -----------------------------------------------------------
@@ -412,7 +442,10 @@ class Scenario(Protocol):
     # Optional attributes, read with getattr by the runner:
     #   max_projects: int        -- seed at most this many projects
     #   min_projects: int        -- seed at least this many projects
-    #   app_args: tuple[str,...] -- extra options of the app (fault injection)
+    #   needs: tuple[str, ...]   -- capabilities of the target it needs (see
+    #                               harness.targets.CAPABILITIES); without
+    #                               one the scenario is "not applicable"
+    #   inject: Injection        -- in-app fault injection it asks for
     #   user_pool: bool          -- seed as many users as projects, shared
     #                               across projects (see runner.seed_spec)
 

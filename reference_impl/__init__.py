@@ -7,8 +7,7 @@ Public surface (see DESIGN.md, "The pipeline contract"):
 - ``create_app(config)``: the FastAPI app; ``create_asgi_app(config)``: it
   with Socket.IO mounted; ``run(config)``: serve that (with a queue worker and
   the relay) under uvicorn; ``python -m reference_impl`` does the same;
-- ``AlertClient`` / ``ReconnectPolicy``: the resilient Socket.IO client;
-- ``migrate`` / ``migrate_dsn``: the schema; ``seed`` / ``SeedSpec``: data;
+- ``migrate`` / ``migrate_dsn``: the schema (``--migrate-only`` on the command line);
 - ``issue_token``: bearer tokens for simulated users;
 - ``NOTIFY_CHANNEL``: the Postgres channel the real-time relay LISTENs on.
 """
@@ -16,21 +15,18 @@ Public surface (see DESIGN.md, "The pipeline contract"):
 from reference_impl.alerts import NOTIFY_CHANNEL, Alert, AlertEmitter
 from reference_impl.app import create_app, create_asgi_app
 from reference_impl.auth import AuthError, issue_token, verify_token
-from reference_impl.client import AlertClient, ReconnectPolicy
 from reference_impl.completion import CompletionHooks, CompletionResult, complete_line_item
 from reference_impl.config import AppConfig, ConfigError
 from reference_impl.flaws import ALL_FLAWS, Flaw, FlawError, parse_flaws
 from reference_impl.generation import GenerationResult, generate_alerts
 from reference_impl.runtime import Runtime
 from reference_impl.schema import metadata, migrate, migrate_dsn
-from reference_impl.seed import SeedResult, SeedSpec, seed, seed_dsn
 from reference_impl.serve import ServeError, run, run_worker, serve
 
 __all__ = [
     "ALL_FLAWS",
     "NOTIFY_CHANNEL",
     "Alert",
-    "AlertClient",
     "AlertEmitter",
     "AppConfig",
     "AuthError",
@@ -40,10 +36,7 @@ __all__ = [
     "Flaw",
     "FlawError",
     "GenerationResult",
-    "ReconnectPolicy",
     "Runtime",
-    "SeedResult",
-    "SeedSpec",
     "ServeError",
     "complete_line_item",
     "create_app",
@@ -56,8 +49,6 @@ __all__ = [
     "parse_flaws",
     "run",
     "run_worker",
-    "seed",
-    "seed_dsn",
     "serve",
     "verify_token",
 ]

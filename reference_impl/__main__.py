@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from reference_impl.config import DEV_TOKEN_SECRET, AppConfig, ConfigError
 from reference_impl.flaws import Flaw, FlawError, parse_flaws
 from reference_impl.loop import LOOPS
+from reference_impl.schema import migrate_dsn
 from reference_impl.serve import ServeError, run, run_worker
 
 
@@ -83,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--no-worker", action="store_true", help="serve the API without a worker")
     mode.add_argument("--worker-only", action="store_true", help="run a queue worker, no API")
+    mode.add_argument(
+        "--migrate-only",
+        action="store_true",
+        help="create the schema (with the flaws' changes, e.g. no_unique_index) and exit",
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
@@ -119,6 +126,17 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.migrate_only:
+        # Only the database is needed (no Redis, no port).
+        if not args.pg_dsn:
+            parser.error("pg_dsn: give --pg-dsn or set ALERTBENCH_PG_DSN")
+        try:
+            flaws = parse_flaws(args.flaw)
+        except FlawError as exc:
+            parser.error(str(exc))
+        unique = Flaw.NO_UNIQUE_INDEX not in flaws
+        asyncio.run(migrate_dsn(args.pg_dsn, unique_active_alert=unique))
+        return 0
     try:
         config = config_from_args(args)
     except (ConfigError, FlawError) as exc:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.clients import AppHttp, Subscriber
+from harness.contract.seed import SeedResult
 from harness.scenario import ScenarioContext
-from reference_impl.seed import SeedResult
 
 __all__ = ["RoundRobin"]
 

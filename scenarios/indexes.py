@@ -4,9 +4,12 @@ The seed's "check database index performance" item. The seeded projects get
 at least 100,000 alerts of history (bulk-inserted, COMPLETED, one ACTIVE per
 project), the tables are analysed, and every hot query of the pipeline is
 run under ``EXPLAIN (ANALYZE, BUFFERS)``: none may scan ``workflow_alerts``
-(or the trackers) sequentially. Then, inside a transaction that is rolled
-back, the indexes are dropped and the same queries timed again; the report
-shows both timings and their ratio.
+sequentially, and each must use an index. The queries are the contract's
+reads, not any target's own SQL, and the target's indexes are judged by what
+the planner does with them, not by their names (the seed's names are listed
+as recommended). Then, inside a transaction that is rolled back, every index
+of the two tables that backs no constraint is dropped and the same queries
+timed again; the report shows both timings and their ratio.
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ import statistics
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg
+
 from harness.checks import CheckResult
 from harness.scenario import ScenarioContext
-from reference_impl import db
 
 __all__ = ["HOT_QUERIES", "IndexScenario"]
 
 MIN_ALERTS = 100_000
 TIMING_RUNS = 5
 
-#: name -> (SQL, the indexes meant to serve it, what the pipeline uses it
-#: for). Parameters come from the seeded data (:meth:`IndexScenario._arguments`).
+#: name -> (SQL, the seed's indexes meant to serve it (recommended, not
+#: required), what the pipeline uses it for). Parameters come from the seeded
+#: data (:meth:`IndexScenario._arguments`).
 HOT_QUERIES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "user_alerts": (
         "SELECT id, title, created_at FROM workflow_alerts WHERE assigned_to_id = $1"
@@ -96,7 +101,7 @@ class IndexScenario:
     }
 
     async def run(self, ctx: ScenarioContext) -> None:
-        conn = await db.connect(ctx.direct_dsn, timeout_s=30)
+        conn = await asyncpg.connect(ctx.direct_dsn, timeout=30)
         try:
             total = await self._fill(conn, ctx)
             args = await self._arguments(conn, ctx)
@@ -121,7 +126,7 @@ class IndexScenario:
                 {
                     "query": name,
                     "purpose": purpose,
-                    "intended_indexes": list(intended),
+                    "recommended_indexes": list(intended),
                     "judged": judged,
                     "indexes_used": used,
                     "seq_scans": seq,
@@ -130,8 +135,10 @@ class IndexScenario:
                     "speedup": round(without_ms / ms, 1) if ms > 0 else None,
                 }
             )
-            if judged and (set(seq) & set(_GUARDED) or not set(intended) & set(used)):
-                misses.append({"query": name, "intended": list(intended), "used": used, "seq": seq})
+            if judged and (set(seq) & set(_GUARDED) or not used):
+                misses.append(
+                    {"query": name, "recommended": list(intended), "used": used, "seq": seq}
+                )
         ctx.extra["indexes"] = {"alerts": total, "queries": rows}
         judged_count = sum(1 for r in rows if r["judged"])
         speedups = [float(r["speedup"]) for r in rows if r["judged"] and r["speedup"]]
@@ -221,14 +228,20 @@ class IndexScenario:
     async def _without_indexes(
         self, conn: Any, args: dict[str, tuple[Any, ...]]
     ) -> dict[str, float]:
-        """The same queries with the indexes dropped, in a transaction rolled back after."""
+        """The same queries with the target's indexes dropped (all but those behind
+        a constraint), in a transaction rolled back after."""
         timings: dict[str, float] = {}
         tx = conn.transaction()
         await tx.start()
         try:
-            for _sql, indexes, _ in HOT_QUERIES.values():
-                for index in indexes:
-                    await conn.execute(f'DROP INDEX IF EXISTS "{index}"')
+            droppable = await conn.fetch(
+                "SELECT i.indexrelid::regclass::text AS name FROM pg_index i"
+                " WHERE i.indrelid IN ('workflow_alerts'::regclass,"
+                " 'project_workflow_trackers'::regclass)"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
+            )
+            for row in droppable:
+                await conn.execute(f"DROP INDEX {row['name']}")
             for name, (sql, _, _) in HOT_QUERIES.items():
                 _plan, ms = await self._explain(conn, sql, args[name])
                 timings[name] = ms

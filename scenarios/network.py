@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from harness.clients import AppHttp
+from harness.clients.subscriber import ReconnectPolicy
 from harness.faults import At, FaultEvent, ToxiproxyClient, down, run_schedule
 from harness.scenario import ScenarioContext
 from harness.workload import constant_rate, run_open_loop
-from reference_impl.client import ReconnectPolicy
 from scenarios._round_robin import RoundRobin
 
 __all__ = ["NetworkScenario"]
@@ -63,8 +63,7 @@ class NetworkScenario:
         fleet = ctx.fleet(workload.subscribers(total), policy=POLICY)
         await fleet.start()
 
-        assert ctx.stack.app is not None
-        direct = ctx.stack.app.direct_urls[0]
+        direct = ctx.direct_app_urls[0]
         async with AppHttp(direct) as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
             outage = down(tp, ctx.stack.toxiproxy.proxy_name("app"), for_s=OUTAGE_S)
             history = ctx.history

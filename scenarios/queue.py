@@ -26,6 +26,7 @@ from harness.history import Op
 from harness.scenario import ScenarioContext
 from harness.slo import only_slos
 from harness.stack import _sql
+from harness.targets.launch import Injection
 
 __all__ = ["QueueScenario"]
 
@@ -43,13 +44,9 @@ class QueueScenario:
         f"{FAILURE_RATE:.0%} of completion attempts fail before commit; every queued "
         "completion is retried until it commits, none is lost or applied twice"
     )
-    app_args = (
-        "--inject-rollback-rate",
-        str(FAILURE_RATE),
-        "--queue-attempts",
-        str(ATTEMPTS),
-        "--queue-retry-base-delay-s",
-        "0.05",
+    needs = ("queue", "fault_injection")
+    inject = Injection(
+        rollback_rate=FAILURE_RATE, queue_attempts=ATTEMPTS, queue_retry_base_delay_s=0.05
     )
     max_projects = MAX_PROJECTS
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no_duplicates": {}}

@@ -21,6 +21,7 @@ from harness.checks import CheckResult
 from harness.clients import AppHttp, HttpStatusError, Subscriber
 from harness.scenario import ScenarioContext
 from harness.stack import _sql
+from harness.targets.launch import Injection
 
 __all__ = ["RollbackScenario"]
 
@@ -36,7 +37,8 @@ class RollbackScenario:
         f"{ROLLBACK_RATE:.0%} of completions fail just before commit; the database keeps "
         "exactly the committed work and clients hear only of committed alerts"
     )
-    app_args = ("--inject-rollback-rate", str(ROLLBACK_RATE))
+    needs = ("fault_injection",)
+    inject = Injection(rollback_rate=ROLLBACK_RATE)
     max_projects = MAX_PROJECTS
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "no_phantoms": {},

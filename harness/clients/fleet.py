@@ -1,6 +1,6 @@
 """A fleet of Socket.IO subscribers: thousands of clients in one asyncio process.
 
-Each subscriber is one user's :class:`reference_impl.client.AlertClient`
+Each subscriber is one user's :class:`harness.clients.subscriber.AlertClient`
 (reconnect with backoff, rejoin, catch-up, dedupe), connected to one of the
 app's URLs (round robin over several server processes). Every event reaches
 ``on_event(user_id, event)``; the runner turns them into history events.
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_impl.client import AlertClient, ClientEvent, ReconnectPolicy, ReconnectRecord
+from harness.clients.subscriber import AlertClient, ClientEvent, ReconnectPolicy, ReconnectRecord
 
 __all__ = ["FleetStart", "Subscriber", "SubscriberFleet"]
 

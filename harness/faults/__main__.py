@@ -9,8 +9,8 @@ import argparse
 import contextlib
 import logging
 
+from harness import loop as event_loop
 from harness.faults.server import serve
-from reference_impl import loop as event_loop
 
 
 def main(argv: list[str] | None = None) -> None:

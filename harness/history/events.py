@@ -122,7 +122,12 @@ class Session(_Base):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Commit(_Base):
-    """An alert the runner knows is committed (``mono_s`` is the commit time it measured)."""
+    """An alert the runner knows is committed.
+
+    ``mono_s`` is the commit time the target reported (``committedAtMs``, the
+    ``commit_timestamp`` capability) or, where it reports none, the arrival
+    of the response that announced it (``server_time`` False), which is
+    later than the commit."""
 
     alert_id: Id
     """The committed alert's id."""
@@ -134,6 +139,12 @@ class Commit(_Base):
     """The workflow step (line item) it belongs to."""
     op_id: int | None = None
     """The operation that caused it, if known (links generation latency to its request)."""
+    requested_mono_s: float | None = None
+    """When the request that caused it was sent (the client's clock)."""
+    responded_mono_s: float | None = None
+    """When that request's response arrived (the client's clock)."""
+    server_time: bool = True
+    """``mono_s`` is the target's own commit time (else the response's arrival)."""
     type: Literal["commit"] = "commit"
 
 

@@ -256,6 +256,9 @@ class History(Sequence[Event]):
         op_id: int | None = None,
         process: str = "runner",
         mono_s: float | None = None,
+        requested_mono_s: float | None = None,
+        responded_mono_s: float | None = None,
+        server_time: bool = True,
     ) -> Commit:
         """An alert is known committed at ``mono_s`` (default: now)."""
         mono, wall = self._stamp(mono_s)
@@ -269,6 +272,9 @@ class History(Sequence[Event]):
                 op_id=op_id,
                 mono_s=mono,
                 wall_s=wall,
+                requested_mono_s=requested_mono_s,
+                responded_mono_s=responded_mono_s,
+                server_time=server_time,
             )
         )
 

@@ -13,7 +13,7 @@ from harness.report._svg import Series, Shade, line_chart
 from harness.report.baseline import Comparison
 from harness.report.results import RunResults, SelfCheckCell
 
-__all__ = ["render_html"]
+__all__ = ["page", "render_html"]
 
 _CSS: Final = " ".join(
     [
@@ -394,8 +394,12 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _baseline(baseline),
         ]
     )
-    title = escape(f"alertbench {results.scenario} {results.run_id}")
+    return page(f"alertbench {results.scenario} {results.run_id}", body)
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained HTML document: the reports' style, ``body`` as is."""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title><style>{_CSS}</style></head><body>{body}</body></html>\n"
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>\n"
     )

@@ -37,7 +37,7 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 """Version of the results.json layout; readers refuse other versions."""
 
-Verdict = Literal["pass", "fail", "invalid", "unknown", "error"]
+Verdict = Literal["pass", "fail", "invalid", "unknown", "error", "not_applicable"]
 
 
 class ResultsFormatError(ValueError):
@@ -180,6 +180,11 @@ class RunResults:
     """Self-check matrix cells, when this run is a self-check."""
     errors: tuple[str, ...] = ()
     """Harness failures (each makes the verdict ``error``)."""
+    not_applicable: str | None = None
+    """Why the scenario was not run on this target (a capability it lacks):
+    verdict ``not_applicable``, exit code 0."""
+    target: dict[str, Any] = field(default_factory=dict)
+    """What was under test (``Target.describe()``)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Scenario-specific JSON data, shown in the report as is."""
     unknown_fails: bool = True
@@ -212,6 +217,8 @@ class RunResults:
             "timeline": [_fields(b) for b in self.timeline],
             "self_check": [_fields(c) for c in self.self_check],
             "errors": list(self.errors),
+            "not_applicable": self.not_applicable,
+            "target": self.target,
             "extra": self.extra,
         }
 
@@ -248,6 +255,8 @@ class RunResults:
                 timeline=tuple(TimelineBucket(**b) for b in data.get("timeline") or ()),
                 self_check=tuple(SelfCheckCell(**c) for c in data.get("self_check") or ()),
                 errors=tuple(data.get("errors") or ()),
+                not_applicable=data.get("not_applicable"),
+                target=dict(data.get("target") or {}),
                 extra=dict(data.get("extra") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -265,15 +274,20 @@ def overall_verdict(
     generator_valid: bool | None = None,
     errors: Sequence[str] = (),
     unknown_fails: bool = True,
+    not_applicable: str | None = None,
 ) -> tuple[Verdict, int]:
     """The run's verdict and exit code.
 
-    In order: harness ``errors`` -> ``error`` (2); a check ``False`` ->
+    In order: a scenario not run for want of a capability ->
+    ``not_applicable`` (0: it says nothing about the target); harness
+    ``errors`` -> ``error`` (2); a check ``False`` ->
     ``fail`` (1; correctness failures stand whatever the load); an invalid
     generator -> ``invalid`` (2; latencies are not trustworthy); an SLO
     ``fail`` -> ``fail`` (1); any ``unknown`` -> ``unknown`` (2, only with
     ``unknown_fails``); else ``pass`` (0).
     """
+    if not_applicable is not None and not errors:
+        return "not_applicable", 0
     if errors:
         return "error", 2
     if any(c.valid is False for c in checks):
@@ -309,6 +323,8 @@ def make_results(
     self_check: Sequence[SelfCheckCell] = (),
     errors: Sequence[str] = (),
     unknown_fails: bool = True,
+    not_applicable: str | None = None,
+    target: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> RunResults:
     """Assemble a :class:`RunResults`, computing the verdict and exit code."""
@@ -319,6 +335,7 @@ def make_results(
         generator_valid=None if gen is None else bool(gen.get("valid", True)),
         errors=errors,
         unknown_fails=unknown_fails,
+        not_applicable=not_applicable,
     )
     metrics = {
         name: value if isinstance(value, LatencyMetric) else LatencyMetric.from_recorder(value)
@@ -346,6 +363,8 @@ def make_results(
         timeline=tuple(timeline),
         self_check=tuple(self_check),
         errors=tuple(errors),
+        not_applicable=not_applicable,
+        target=dict(target or {}),
         extra=dict(extra or {}),
     )
 

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +41,8 @@ _log = logging.getLogger(__name__)
 RUN_PREFIX = "alertbench-run-"
 RECORD = "alertbench-run.json"
 MAGIC = "alertbench-run/1"
+#: Set in every child's environment to its run directory (proof of ownership).
+RUN_DIR_ENV = "ALERTBENCH_RUN_DIR"
 #: Start times are floats from /proc; allow for rounding between reads.
 _CREATE_TIME_SLACK_S = 0.05
 
@@ -135,14 +137,19 @@ class RunDir:
         stop_signal: int,
         user: int | None = None,
         group: int | None = None,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> ManagedProcess:
         """Start ``argv`` with its output in ``<run>/<name>.log``, and record it.
 
         The child gets its own session so that a Ctrl-C in the terminal
-        reaches only the harness, which then stops services in order.
+        reaches only the harness, which then stops services in order. It
+        runs in the run directory unless ``cwd`` says otherwise, and its
+        environment names the run directory (``ALERTBENCH_RUN_DIR``), so the
+        reaper can prove it is ours either way.
         """
         log_path = self.path / f"{name}.log"
+        child_env = {**(os.environ if env is None else env), RUN_DIR_ENV: str(self.path)}
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
                 list(argv),
@@ -153,8 +160,8 @@ class RunDir:
                 user=user,
                 group=group,
                 extra_groups=[] if group is not None else None,
-                env=env,
-                cwd=self.path,
+                env=child_env,
+                cwd=cwd or self.path,
             )
         created = _create_time(popen.pid) or time.time()
         proc = ManagedProcess(name, popen, log_path, stop_signal, created)
@@ -214,6 +221,8 @@ def launch_on_free_port(
     user: int | None = None,
     group: int | None = None,
     attempts: int = 3,
+    env_for: Callable[[int], Mapping[str, str]] | None = None,
+    cwd: Path | None = None,
 ) -> tuple[int, ManagedProcess, T]:
     """Launch a server that cannot bind port 0 itself on a port that was free.
 
@@ -225,7 +234,15 @@ def launch_on_free_port(
     last_log = ""
     for _ in range(attempts):
         port = free_port()
-        proc = run.spawn(name, argv_for(port), stop_signal=stop_signal, user=user, group=group)
+        proc = run.spawn(
+            name,
+            argv_for(port),
+            stop_signal=stop_signal,
+            user=user,
+            group=group,
+            env=env_for(port) if env_for is not None else None,
+            cwd=cwd,
+        )
         answer = proc.wait_ready(probe_for(port), timeout_s=timeout_s, what=what)
         if answer is not None:
             return port, proc, answer
@@ -263,7 +280,12 @@ def _mentions(pid: int, path: Path) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         cwd = ""
     needle = str(path)
-    return any(needle in arg for arg in cmdline) or cwd.startswith(needle)
+    if any(needle in arg for arg in cmdline) or cwd.startswith(needle):
+        return True
+    try:
+        return psutil.Process(pid).environ().get(RUN_DIR_ENV) == needle
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
 
 
 def reap_leftovers(tmp_root: Path, *, timeout_s: float = 10.0) -> list[Reaped]:

@@ -1,26 +1,42 @@
-"""The system under test as processes of the stack: ``python -m reference_impl``.
+"""The system under test as processes of the stack.
 
-:func:`start_app` launches N server processes of the reference pipeline
-against the stack's (proxied) Postgres and Redis, each behind its own named
-Toxiproxy proxy (``app``, ``app1``, ...), so that client -> app is a hop
-faults can cut like the others. With several processes, Socket.IO emits go
-through python-socketio's Redis manager and only the first runs the relay.
+:func:`launch_app` launches N server processes against the stack's (proxied)
+Postgres and Redis; the stack puts each behind its own named Toxiproxy proxy
+(``app``, ``app1``, ...), so that client -> app is a hop faults can cut like
+the others. Two kinds of process:
+
+- the reference pipeline (``python -m reference_impl``, told everything by
+  its flags): with several processes, Socket.IO emits go through
+  python-socketio's Redis manager and only the first runs the relay;
+- any other implementation (``AppSpec.argv``, a target file's command), told
+  everything by the contract's environment variables: ``PG_DSN``,
+  ``REDIS_URL``, ``HOST``, ``PORT``, ``TOKEN_SECRET``,
+  ``ALERTBENCH_PROCESS_INDEX`` and ``ALERTBENCH_PROCESSES``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.stack._net import LOOPBACK
 from harness.stack._process import ManagedProcess, RunDir, launch_on_free_port
 
-__all__ = ["DEFAULT_TOKEN_SECRET", "FANOUTS", "AppProcesses", "AppSpec", "launch_app"]
+__all__ = [
+    "DEFAULT_TOKEN_SECRET",
+    "FANOUTS",
+    "AppProcesses",
+    "AppSpec",
+    "contract_env",
+    "launch_app",
+]
 
 #: How a committed alert reaches the clients of every app process.
 FANOUTS: tuple[str, ...] = ("redis", "listen")
@@ -50,6 +66,16 @@ class AppSpec:
     token_secret: str = DEFAULT_TOKEN_SECRET
     #: Extra command-line arguments for ``python -m reference_impl``.
     extra_args: tuple[str, ...] = ()
+    #: Another implementation's command line (a target file's ``[command]
+    #: argv``); None: the reference pipeline.
+    argv: tuple[str, ...] | None = None
+    #: Its working directory (None: the run directory).
+    cwd: Path | None = None
+    #: Extra environment of every process (flaws and fault injection of a
+    #: command target, the target file's own variables).
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: How long each process may take to answer ``/healthz``.
+    startup_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.processes <= 32:
@@ -81,7 +107,26 @@ def _healthy(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def contract_env(
+    spec: AppSpec, index: int, pg_dsn: str, redis_url: str, port: int
+) -> dict[str, str]:
+    """The environment of a command target's process ``index`` (the contract's variables)."""
+    return {
+        **os.environ,
+        **spec.env,
+        "PG_DSN": pg_dsn,
+        "REDIS_URL": redis_url,
+        "HOST": LOOPBACK,
+        "PORT": str(port),
+        "TOKEN_SECRET": spec.token_secret,
+        "ALERTBENCH_PROCESS_INDEX": str(index),
+        "ALERTBENCH_PROCESSES": str(spec.processes),
+    }
+
+
 def _argv(spec: AppSpec, index: int, pg_dsn: str, redis_url: str, port: int) -> list[str]:
+    if spec.argv is not None:
+        return list(spec.argv)
     argv = [sys.executable, "-m", "reference_impl", "--pg-dsn", pg_dsn, "--redis-url", redis_url]
     argv += ["--host", LOOPBACK, "--port", str(port), "--log-level", "WARNING"]
     argv += ["--token-secret", spec.token_secret]
@@ -115,6 +160,9 @@ def launch_app(
         def ready(port: int) -> Callable[[], bool | None]:
             return lambda: True if _healthy(f"http://{LOOPBACK}:{port}") else None
 
+        def env(port: int, index: int = index) -> Mapping[str, str]:
+            return contract_env(spec, index, pg_dsn, redis_url, port)
+
         port, proc, _ = launch_on_free_port(
             run_dir,
             name,
@@ -122,7 +170,9 @@ def launch_app(
             ready,
             what=f"the app ({name})",
             stop_signal=signal.SIGTERM,
-            timeout_s=startup_timeout_s,
+            timeout_s=min(startup_timeout_s, spec.startup_timeout_s),
+            env_for=env if spec.argv is not None else None,
+            cwd=spec.cwd,
         )
         app.processes.append(proc)
         app.direct_urls.append(f"http://{LOOPBACK}:{port}")

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,9 +144,25 @@ class Stack:
             self.app_urls.append(f"http://{LOOPBACK}:{port}")
         return self.app_urls[0]
 
+    def attach_app(self, base_url: str) -> str:
+        """Put the ``app`` proxy in front of a pipeline that is already running
+        (a ``url`` target); return the proxied URL. :meth:`stop_app` detaches."""
+        if self.app is not None or self.app_urls:
+            raise StackStartError("an app is already running on this stack")
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise StackStartError(f"can only proxy an http:// URL, got {base_url!r}")
+        port = self.add_proxy("app", parsed.hostname, parsed.port or 80)
+        self.app_urls.append(f"http://{LOOPBACK}:{port}")
+        return self.app_urls[0]
+
     def stop_app(self, *, timeout_s: float = 15.0) -> None:
         """Stop the app's processes and remove their proxies (the database stays)."""
         if self.app is None:
+            if self.app_urls:  # attached, not ours to stop
+                delete_proxies(self.toxiproxy, ["app"])
+                self.proxies.pop("app", None)
+                self.app_urls.clear()
             return
         for proc in reversed(self.app.processes):
             proc.stop(timeout_s)

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from harness.contract.seed import SeedSpec, seed
 from harness.stack import Stack
 from reference_impl import Flaw, complete_line_item, generate_alerts
 from reference_impl.db import Connection, connect, create_pool
-from reference_impl.seed import SeedSpec, seed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

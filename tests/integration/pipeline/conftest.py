@@ -15,12 +15,12 @@ import httpx
 import pytest
 from ri_support import Api, Live, StartApi, StartLive, serve_in_process
 
+from harness.contract.seed import SeedResult, SeedSpec, seed
 from harness.stack import DatabaseFactory, TemplateRegistry
 from reference_impl import AppConfig, create_app, create_asgi_app, migrate_dsn
 from reference_impl.alerts import AlertEmitter
 from reference_impl.completion import CompletionHooks
 from reference_impl.db import Connection, connect
-from reference_impl.seed import SeedResult, SeedSpec, seed
 
 
 @pytest.fixture(scope="session")

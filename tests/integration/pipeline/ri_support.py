@@ -12,9 +12,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from harness.clients.subscriber import AlertClient, ClientEvent, ReconnectPolicy
+from harness.contract.seed import SeedResult
 from reference_impl import AppConfig, issue_token
-from reference_impl.client import AlertClient, ClientEvent, ReconnectPolicy
-from reference_impl.seed import SeedResult
 
 
 @dataclasses.dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from ri_support import StartLive, first_step
 
+from harness.contract.seed import SeedResult
 from reference_impl import issue_token
-from reference_impl.seed import SeedResult
 
 JS = Path(__file__).resolve().parents[2] / "js"
 NODE = shutil.which("node")

@@ -17,13 +17,13 @@ import pytest
 import socketio
 from ri_support import EventLog, StartLive, first_step
 
+from harness.contract.seed import SeedResult
 from harness.faults import ToxiproxyClient, down
 from harness.stack import Stack
 from reference_impl import Flaw, issue_token
 from reference_impl.completion import Stage
 from reference_impl.db import Connection
 from reference_impl.relay import APPLICATION_NAME
-from reference_impl.seed import SeedResult
 
 
 def _other_member(seeded: SeedResult, project_id: int, not_user: int) -> int:

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from ri_support import EventLog
 
+from harness.clients.subscriber import AlertClient
+from harness.contract.seed import SeedResult
 from harness.stack._net import free_port
 from reference_impl import issue_token
-from reference_impl.client import AlertClient
 from reference_impl.config import DEV_TOKEN_SECRET
-from reference_impl.seed import SeedResult
 
 
 @contextlib.asynccontextmanager

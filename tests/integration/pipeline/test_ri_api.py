@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from ri_support import Api
 
+from harness.contract.seed import SeedResult
 from reference_impl import issue_token
-from reference_impl.seed import SeedResult
 
 
 def _pm(seeded: SeedResult, index: int = 0) -> int:

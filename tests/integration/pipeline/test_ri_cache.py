@@ -8,9 +8,9 @@ from typing import Any
 
 from ri_support import Api, StartApi
 
+from harness.contract.seed import SeedResult
 from reference_impl import Flaw, generate_alerts
 from reference_impl.db import Connection
-from reference_impl.seed import SeedResult
 
 
 def _first_assignee(seeded: SeedResult) -> tuple[int, int, int]:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from harness.contract.seed import SeedResult
 from reference_impl import Flaw, complete_line_item, generate_alerts
 from reference_impl.alerts import NOTIFY_CHANNEL, Alert
 from reference_impl.completion import (
@@ -17,7 +18,6 @@ from reference_impl.completion import (
     StaleCompletion,
 )
 from reference_impl.db import Connection, connect
-from reference_impl.seed import SeedResult
 
 
 class InjectedFault(Exception):

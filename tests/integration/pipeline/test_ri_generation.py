@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 
 from ri_support import Api, StartApi
 
+from harness.contract.seed import SeedResult, SeedSpec, seed
 from reference_impl import Flaw, complete_line_item, generate_alerts
 from reference_impl.completion import Stage
 from reference_impl.db import Connection, connect
-from reference_impl.seed import SeedResult, SeedSpec, seed
 
 
 async def _active_alerts(conn: Connection) -> list[tuple[int, int, int | None]]:

@@ -9,10 +9,10 @@ from pathlib import Path
 from ri_support import Api, StartApi
 from saq.job import Status
 
+from harness.contract.seed import SeedResult
 from reference_impl import Flaw
 from reference_impl.completion import Stage
 from reference_impl.db import Connection
-from reference_impl.seed import SeedResult
 
 JOB_TIMEOUT_S = 30
 ENDED = (Status.COMPLETE, Status.FAILED, Status.ABORTED)

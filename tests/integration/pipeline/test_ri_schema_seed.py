@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from harness.contract.seed import ROLES, SeedError, SeedResult, SeedSpec, seed
 from harness.stack import DatabaseFactory
 from reference_impl.db import Connection, connect
 from reference_impl.schema import UNIQUE_ACTIVE_ALERT_INDEX, metadata, migrate
-from reference_impl.seed import ROLES, SeedError, SeedResult, SeedSpec, seed
 
 
 async def _indexes(conn: Connection) -> dict[str, str]:

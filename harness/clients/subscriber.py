@@ -1,7 +1,8 @@
-"""The resilient alert client: reconnect with backoff, rejoin, catch up, dedupe.
+"""The harness's contract client: reconnect with backoff, rejoin, catch up, dedupe.
 
-What the seed's browser client (socket.js) should have been, on
-python-socketio's ``AsyncClient``:
+It speaks only the contract's Socket.IO side (``docs/contract.md``), so it
+subscribes to any target. It is what the seed's browser client (socket.js)
+should have been, on python-socketio's ``AsyncClient``:
 
 - reconnects after any drop with exponential backoff and jitter (1 s
   initial, 30 s cap by default; a server-initiated disconnect retries at
@@ -13,8 +14,9 @@ python-socketio's ``AsyncClient``:
   subscribed again, so the harness can measure reconnection time from the
   moment the network healed.
 
-``rejoin=False`` reproduces the seed's flaw ``no_rejoin``: after a reconnect
-it neither re-subscribes nor catches up.
+``rejoin=False`` reproduces the seed's client flaw ``no_rejoin``: after a
+reconnect it neither re-subscribes nor catches up. (It is a flaw of the
+client, so the harness applies it, whatever the target.)
 """
 
 from __future__ import annotations

@@ -1,16 +1,28 @@
-"""Deterministic seed data: projects, members, a workflow template, trackers.
+"""Deterministic seed data on the contract's schema: projects, members, a
+workflow template, trackers.
 
 ``seed(conn, SeedSpec(projects=10_000, seed=7))`` produces the same rows for
 the same spec on an empty database. Rows are loaded with COPY (one round trip
-per table), so 10,000 projects take seconds, not minutes.
+per table), so 10,000 projects take seconds, not minutes. It writes only the
+tables and columns that ``docs/contract.md`` requires, with explicit ids, and
+then moves each table's identity sequence past them.
+
+Roles are the harness's logical names (:data:`ROLES`); a target stores its
+own spelling (the seed's Node system says ``PROJECT_MANAGER``), given as
+``SeedSpec.roles``. Everything the harness reads back (``SeedResult``) uses
+the logical names.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Mapping
+from typing import Any
 
-from reference_impl.db import Connection
+import asyncpg
+
+Connection = Any  # an asyncpg connection
 
 __all__ = ["ROLES", "LineItem", "SeedError", "SeedResult", "SeedSpec", "seed", "seed_dsn"]
 
@@ -46,6 +58,9 @@ class SeedSpec:
     items_per_section: int = 3
     inactive_items: int = 1
     """Line items with ``is_active = false`` (never the first one); completion skips them."""
+    roles: Mapping[str, str] | None = None
+    """Logical role -> the value the target stores in ``project_members.role``
+    and ``workflow_line_items.responsible_role`` (None: the logical names)."""
 
     def __post_init__(self) -> None:
         if self.projects < 0:
@@ -60,6 +75,26 @@ class SeedSpec:
         total = self.phases * self.sections_per_phase * self.items_per_section
         if not 0 <= self.inactive_items < total:
             raise SeedError(f"inactive_items: must be in 0..{total - 1}, got {self.inactive_items}")
+        if self.roles is not None:
+            missing = [r for r in ROLES if not self.roles.get(r)]
+            if missing or len(set(self.roles.values())) != len(self.roles):
+                raise SeedError(
+                    f"roles: every one of {', '.join(ROLES)} needs its own stored value"
+                    + (f"; missing {', '.join(missing)}" if missing else "")
+                )
+
+    def stored_role(self, role: str) -> str:
+        """How the target spells the logical ``role``."""
+        return self.roles[role] if self.roles is not None else role
+
+    def logical_role(self, stored: str) -> str:
+        """The logical name of a role as the target stores it."""
+        if self.roles is None:
+            return stored
+        back = {v: k for k, v in self.roles.items()}
+        if stored not in back:
+            raise SeedError(f"roles: the database holds role {stored!r}, which no role maps to")
+        return back[stored]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +149,10 @@ async def _template(conn: Connection, spec: SeedSpec, rng: random.Random) -> lis
         " ORDER BY p.position, s.position, li.position, li.id"
     )
     if rows:
-        return [LineItem(*r) for r in rows]
+        return [
+            dataclasses.replace(LineItem(*r), responsible_role=spec.logical_role(r[4]))
+            for r in rows
+        ]
     phase_id = await _next_id(conn, "workflow_phases")
     section_id = await _next_id(conn, "workflow_sections")
     item_id = await _next_id(conn, "workflow_line_items")
@@ -148,7 +186,7 @@ async def _template(conn: Connection, spec: SeedSpec, rng: random.Random) -> lis
                         item.id,
                         section_id,
                         name,
-                        item.responsible_role,
+                        spec.stored_role(item.responsible_role),
                         item.alert_days,
                         item.is_active,
                         i,
@@ -226,7 +264,7 @@ async def seed(conn: Connection, spec: SeedSpec) -> SeedResult:
                     member = user_id
                     users.append((user_id, f"user{user_id}@alertbench.test", _name(rng)))
                     user_id += 1
-                members_rows.append((member_id, pid, member, role))
+                members_rows.append((member_id, pid, member, spec.stored_role(role)))
                 members[pid][role] = member
                 member_id += 1
             trackers.append((tracker_id, pid, first.id))
@@ -262,9 +300,7 @@ async def seed(conn: Connection, spec: SeedSpec) -> SeedResult:
 
 async def seed_dsn(dsn: str, spec: SeedSpec) -> SeedResult:
     """``seed`` on a fresh connection to ``dsn``."""
-    from reference_impl.db import connect
-
-    conn = await connect(dsn)
+    conn = await asyncpg.connect(dsn, timeout=30.0)
     try:
         return await seed(conn, spec)
     finally:
