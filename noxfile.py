@@ -6,6 +6,10 @@ Sessions: ``tests`` (unit + integration on the embedded stack), ``lint``,
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -16,12 +20,54 @@ PYTHON = ["3.11", "3.12", "3.13"]
 CURRENT = None  # the interpreter running nox
 
 
+#: npm packages the tests use where Node >= 20 and npm exist: the JavaScript
+#: client test, and the seed's Node system as a second target.
+NPM_PACKAGES = ("tests/js", "examples/seed-node")
+MIN_NODE = 20
+
+
+def _node_major() -> int | None:
+    node = shutil.which("node")
+    if node is None or shutil.which("npm") is None:
+        return None
+    try:
+        text = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        return int(text.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def _install_npm_packages(session: nox.Session) -> None:
+    """``npm ci`` (from the lockfile) or ``npm install`` of each package that the
+    tests drive; where Node or npm is missing the tests skip and say why."""
+    major = _node_major()
+    if major is None or major < MIN_NODE:
+        session.log(f"Node >= {MIN_NODE} with npm not found: the Node tests will be skipped")
+        return
+    for folder in NPM_PACKAGES:
+        verb = "ci" if (Path(folder) / "package-lock.json").exists() else "install"
+        session.run(
+            "npm",
+            verb,
+            "--prefix",
+            folder,
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            external=True,
+        )
+
+
 @nox.session(python=CURRENT)
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests against real services on 127.0.0.1."""
+    """Unit and integration tests against real services on 127.0.0.1 (and,
+    where Node >= 20 exists, the JavaScript client and the Node target)."""
     # [docker] too, so the docker provider's code paths are importable and
     # its tests skip only for want of an engine, never of a package.
     session.install("-e", ".[test,docker]")
+    _install_npm_packages(session)
     session.run(
         "pytest",
         "tests",
@@ -52,11 +98,16 @@ def typecheck(session: nox.Session) -> None:
 def scenarios(session: nox.Session) -> None:
     """The main job: run the main scenario suite on the embedded stack.
 
+    ``-- --target examples/seed-node/target.toml`` runs it on the Node target
+    (installed here first where Node >= 20 and npm exist).
+
     Writes reports/<run-id>/report.html (and results.json, history.jsonl,
     junit.xml) per scenario; ``reports/latest`` points at the last one.
     Arguments after ``--`` go to ``alertbench run`` (e.g. ``-- --projects 200``).
     """
     session.install("-e", ".")
+    if any("seed-node" in arg for arg in session.posargs):
+        _install_npm_packages(session)
     session.run("alertbench", "run", "--stack", "embedded", *session.posargs)
 
 
