@@ -15,51 +15,75 @@ from reference_impl.loop import LOOPS
 from reference_impl.schema import migrate_dsn
 from reference_impl.serve import ServeError, run, run_worker
 
+_COUNTS = ("ALERTBENCH_PROCESSES", "ALERTBENCH_PROCESS_INDEX")
+
+
+def _env_count(name: str, default: int) -> int:
+    """A whole number from the environment (main() refuses a malformed one)."""
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else default
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reference_impl",
         description="Run the alertbench reference alert pipeline (API + queue worker).",
     )
+    # Every option also has a default from the environment: the contract's
+    # variables (docs/contract.md), so that the reference runs as a plain
+    # `command` target too, told everything the way any other target is.
     env = os.environ.get
+    processes = _env_count("ALERTBENCH_PROCESSES", 1)
     parser.add_argument(
         "--pg-dsn",
-        default=env("ALERTBENCH_PG_DSN"),
-        help="Postgres DSN (default: $ALERTBENCH_PG_DSN)",
+        default=env("PG_DSN", env("ALERTBENCH_PG_DSN")),
+        help="Postgres DSN (default: $PG_DSN or $ALERTBENCH_PG_DSN)",
     )
     parser.add_argument(
         "--redis-url",
-        default=env("ALERTBENCH_REDIS_URL"),
-        help="Redis URL (default: $ALERTBENCH_REDIS_URL)",
+        default=env("REDIS_URL", env("ALERTBENCH_REDIS_URL")),
+        help="Redis URL (default: $REDIS_URL or $ALERTBENCH_REDIS_URL)",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default=env("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=env("PORT", "8000"))
     parser.add_argument(
         "--flaw",
         action="append",
-        default=[],
+        default=[f for f in env("ALERTBENCH_FLAWS", "").split(",") if f],
         metavar="NAME",
         help="switch a named flaw on (repeatable): " + ", ".join(sorted(f.value for f in Flaw)),
     )
     parser.add_argument(
         "--token-secret",
-        default=env("ALERTBENCH_TOKEN_SECRET", DEV_TOKEN_SECRET),
-        help="HS256 secret of bearer tokens (default: $ALERTBENCH_TOKEN_SECRET)",
+        default=env("TOKEN_SECRET", env("ALERTBENCH_TOKEN_SECRET", DEV_TOKEN_SECRET)),
+        help="HS256 secret of bearer tokens (default: $TOKEN_SECRET or $ALERTBENCH_TOKEN_SECRET)",
     )
     parser.add_argument("--cache-ttl-s", type=int, default=60)
-    parser.add_argument("--queue-retry-base-delay-s", type=float, default=2.0)
     parser.add_argument(
-        "--queue-attempts", type=int, default=3, help="attempts per queued job (default 3)"
+        "--queue-retry-base-delay-s",
+        type=float,
+        default=env("ALERTBENCH_QUEUE_RETRY_BASE_DELAY_S", "2.0"),
+    )
+    parser.add_argument(
+        "--queue-attempts",
+        type=int,
+        default=env("ALERTBENCH_QUEUE_ATTEMPTS", "3"),
+        help="attempts per queued job (default 3)",
     )
     parser.add_argument("--worker-concurrency", type=int, default=10)
     parser.add_argument(
         "--inject-rollback-rate",
         type=float,
-        default=0.0,
+        default=env("ALERTBENCH_INJECT_ROLLBACK_RATE", "0.0"),
         metavar="SHARE",
         help="fault injection: fail this share (0..1) of completions just before commit",
     )
-    parser.add_argument("--inject-seed", type=int, default=0, help="seed of injected failures")
+    parser.add_argument(
+        "--inject-seed",
+        type=int,
+        default=env("ALERTBENCH_INJECT_SEED", "0"),
+        help="seed of injected failures",
+    )
     parser.add_argument(
         "--no-gc-tuning",
         action="store_true",
@@ -75,11 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-relay",
         action="store_true",
+        # Under the contract's variables, process 0 runs the relay.
+        default=_env_count("ALERTBENCH_PROCESS_INDEX", 0) > 0,
         help="do not run the LISTEN/NOTIFY relay (another process of this pipeline runs it)",
     )
     parser.add_argument(
         "--socketio-redis",
         action="store_true",
+        default=processes > 1,
         help="route Socket.IO emits through Redis (several server processes)",
     )
     mode = parser.add_mutually_exclusive_group()
@@ -126,6 +153,10 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in _COUNTS:
+        value = os.environ.get(name, "")
+        if value and not value.isdigit():
+            parser.error(f"${name} must be a whole number, got {value!r}")
     if args.migrate_only:
         # Only the database is needed (no Redis, no port).
         if not args.pg_dsn:

@@ -13,7 +13,7 @@ from harness.report._svg import Series, Shade, line_chart
 from harness.report.baseline import Comparison
 from harness.report.results import RunResults, SelfCheckCell
 
-__all__ = ["page", "render_html"]
+__all__ = ["latency_words", "page", "render_html"]
 
 _CSS: Final = " ".join(
     [
@@ -27,6 +27,7 @@ _CSS: Final = " ".join(
         ".pass,.match{background:#dcfce7;color:#14532d}",
         ".fail,.mismatch{background:#fee2e2;color:#7f1d1d}",
         ".unknown,.invalid,.error{background:#fef9c3;color:#713f12}",
+        ".not_applicable{background:#e5e7eb;color:#374151}",
         ".badge{display:inline-block;padding:.15rem .6rem;border-radius:.3rem;font-weight:600}",
         ".muted{color:#6b7280}",
         "pre{background:#f3f4f6;padding:.5rem;overflow:auto;max-height:20rem}",
@@ -68,9 +69,13 @@ def _td(text: str, cls: str = "") -> str:
 
 
 def _header(r: RunResults) -> str:
+    target = r.target.get("name", "reference") if r.target else "reference"
+    if r.target.get("kind"):
+        target += f" ({r.target['kind']}, contract {r.target.get('contract', 'v1')})"
     facts = [
         ("run", r.run_id),
         ("scenario", r.scenario),
+        ("target", target),
         ("seed", str(r.seed)),
         ("started", r.started_at),
         ("finished", r.finished_at),
@@ -78,6 +83,8 @@ def _header(r: RunResults) -> str:
     ]
     items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
     errors = "".join(f"<pre class='error'>{escape(e)}</pre>" for e in r.errors)
+    if r.not_applicable is not None:
+        errors += f"<p class='unknown'>Not applicable: {escape(r.not_applicable)}.</p>"
     config = escape(
         json.dumps({"config": r.config, "stack": r.stack}, indent=2, default=str), quote=False
     )
@@ -166,18 +173,40 @@ def _checks(r: RunResults) -> str:
     return "<h2>Checkers</h2>" + _table(["checker", "verdict", "details"], rows)
 
 
+#: Latency name prefixes, in words (from -> to), for the report.
+_LATENCY_WORDS: Final = {
+    "request.corrected": "request: intended start -> response (corrected for coordinated omission)",
+    "request.raw": "request: sent -> response",
+    "delivery.": "commit (the target's clock) -> receipt of {event}",
+    "receipt_after_request.": "request start -> receipt of {event}",
+    "receipt_after_response.": "response -> receipt of {event}",
+}
+
+
+def latency_words(name: str) -> str:
+    """What a latency histogram measures, from -> to, e.g. ``request start ->
+    receipt of new_alert (batch generation)``."""
+    for prefix, words in _LATENCY_WORDS.items():
+        if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
+            event = name[len(prefix) :]
+            batch = event.startswith("batch.")
+            text = words.format(event=event.removeprefix("batch."))
+            return text + (" (batch generation)" if batch else "")
+    return name
+
+
 def _latency(r: RunResults) -> str:
     if not r.latencies:
         return ""
     pcts = [p for p in STANDARD_PERCENTILES if p < 100]
-    headers = ["histogram", "count", *(f"p{p:g}" for p in pcts), "max", "mean"]
+    headers = ["histogram", "measures", "count", *(f"p{p:g}" for p in pcts), "max", "mean"]
     rows = []
     series = []
     for name, metric in sorted(r.latencies.items()):
         s = metric.summary
         values = {50.0: s.p50_ms, 90.0: s.p90_ms, 95.0: s.p95_ms, 99.0: s.p99_ms, 99.9: s.p999_ms}
         rows.append(
-            [_td(escape(name)), _td(_num(s.count), "num")]
+            [_td(escape(name)), _td(escape(latency_words(name))), _td(_num(s.count), "num")]
             + [_td(_num(values.get(p), "ms"), "num") for p in pcts]
             + [_td(_num(s.max_ms, "ms"), "num"), _td(_num(s.mean_ms, "ms"), "num")]
         )

@@ -82,6 +82,9 @@ def to_junit_xml(results: RunResults) -> str:
         if not cell.matches:
             message = f"expected {cell.expected}, got {cell.actual}"
             mark(el, "failure", message + (f": {cell.reason}" if cell.reason else ""), "SelfCheck")
+    if results.not_applicable is not None:
+        el = case("scenario", "applicable")
+        mark(el, "skipped", f"not applicable: {results.not_applicable}", "NotApplicable")
     for n, error in enumerate(results.errors):
         mark(
             case("harness", f"error {n + 1}"), "error", error.splitlines()[0], "HarnessError", error
