@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.cli import EXIT_HARNESS, main
@@ -126,3 +128,41 @@ def test_every_flaw_in_the_self_check_matrix_exists_and_its_scenarios_too() -> N
         assert Flaw(flaw)
         assert names
         assert all(name in scenarios.SCENARIOS for name in names)
+
+
+def _command_target(tmp_path: Path, name: str = "mine") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f'[target]\nname = "{name}"\nkind = "command"\n[command]\nargv = ["true"]\n'
+        '[capabilities]\nflaws = ["slow_sync"]\n[flaws]\nslow_sync = "sync takes a second"\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "--target", "nosuch.toml"], "--target: no such file: nosuch.toml"),
+        (["run", "--flaw", "n_plus_one", "--target", "{t}"], "unknown flaw 'n_plus_one'"),
+        (["run", "--target", "{t}", "--target", "{t}"], "two targets share a name"),
+        (["selfcheck", "--target", "{t}", "--flaw", "n_plus_one"], "unknown flaw"),
+    ],
+)
+def test_bad_targets_exit_2_before_starting_anything(
+    argv: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(_command_target(tmp_path))
+    assert main([a.replace("{t}", path) for a in argv]) == EXIT_HARNESS
+    assert fragment in capsys.readouterr().err
+
+
+def test_the_target_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ALERTBENCH_TARGET", str(_command_target(tmp_path, "from-env")))
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "flaws (--flaw NAME) of target from-env" in out
+    assert "slow_sync" in out
+    assert "sync takes a second" in out
+    assert "no_rejoin" in out  # the client's flaw, whatever the target
