@@ -12,12 +12,14 @@ same moment. After every round the alerts table is snapshot, and
 A last half-round completes the step of every other project only; at the
 end every project must have exactly one ACTIVE alert, for its current step.
 
-The race is forced, not hoped for: each round closes a :class:`TableGate`
-on ``workflow_alerts``, sends the generations, waits until all of them (and
-at least one completion) are queued behind it inside Postgres, then opens it,
-so their statements take their snapshots together. A round in which fewer
-than two writers reached the gate makes ``race_forced`` unknown rather than
-a pass.
+The race is forced, not hoped for: each round closes a :class:`CommitGate`
+on the scenario's ``projects`` rows, so that no statement inserting an alert
+can commit (it waits in its foreign-key check). Two completions go first;
+then the six generations, which read their trackers while those completions
+are in flight; the gate opens only when all of them are held, each having
+run its check on a snapshot taken before any other committed. A round with
+fewer than two writers held makes ``race_forced`` unknown rather than a
+pass.
 
 The reference pipeline relies on the partial unique index and ``ON
 CONFLICT DO NOTHING``; the seed's check-then-insert (``--flaw
@@ -39,7 +41,7 @@ from harness.clients import AppHttp
 from harness.scenario import ScenarioContext
 from harness.slo import only_slos
 from harness.stack import _sql
-from harness.workload.barrier import TableGate
+from harness.workload.barrier import CommitGate
 
 __all__ = ["DedupeScenario"]
 
@@ -47,8 +49,13 @@ MAX_PROJECTS = 200
 #: Batch generations racing each other (and the completions) in each round.
 CONCURRENT_GENERATIONS = 6
 ROUNDS = 4
-#: How long a round may wait for its racers to queue behind the gate.
-GATE_TIMEOUT_S = 10.0
+#: How long a round may wait for its racers to be held at the gate: well
+#: under a target's statement timeout (the reference's is 10 s), since a
+#: held statement counts against it.
+GATE_TIMEOUT_S = 5.0
+#: Completions held at the gate before the generations start (a target's
+#: connection pool must admit these and the generations at once: 8 <= 10).
+EARLY_COMPLETIONS = 2
 
 
 class DedupeScenario:
@@ -146,7 +153,7 @@ class DedupeScenario:
         answered: dict[str, int],
         errors: list[str],
     ) -> int:
-        """One round; returns how many writers were queued behind the gate."""
+        """One round; returns how many writers were held at the gate when it opened."""
 
         async def generate(n: int) -> None:
             done = await ctx.generate_recorded(http, projects, process=f"g{n}")
@@ -163,35 +170,49 @@ class DedupeScenario:
                 op = await ctx.complete_recorded(http, f"c{project}", project, item, user)
                 answered["complete"] += op.type == "ok"
 
-        async with TableGate(ctx.direct_dsn, "workflow_alerts") as gate:
-            tasks = [asyncio.create_task(generate(n)) for n in range(CONCURRENT_GENERATIONS)]
+        async with CommitGate(ctx.direct_dsn, "projects", projects) as gate:
+            tasks: list[asyncio.Task[None]] = []
             try:
-                await gate.wait_for_waiters(CONCURRENT_GENERATIONS, timeout_s=GATE_TIMEOUT_S)
+                held = 0
                 if complete_step is not None:
-                    tasks += [asyncio.create_task(complete(p, complete_step)) for p in projects]
-                    # At least one completion in the race too (a target's
-                    # connection pool may admit no more than a few).
-                    await gate.wait_for_waiters(
-                        CONCURRENT_GENERATIONS + 1, timeout_s=GATE_TIMEOUT_S
-                    )
-                await gate.open()  # every queued statement starts at once
+                    # A few completions first, held uncommitted at the gate:
+                    # the generations then read trackers whose completion is
+                    # in flight (the race that once left stale alerts).
+                    first = projects[:EARLY_COMPLETIONS]
+                    tasks += [asyncio.create_task(complete(p, complete_step)) for p in first]
+                    held = await gate.wait_for_blocked(len(first), timeout_s=GATE_TIMEOUT_S)
+                gens = [asyncio.create_task(generate(n)) for n in range(CONCURRENT_GENERATIONS)]
+                tasks += gens
+                # Every generation held at the gate, or answered because it had
+                # nothing to insert (under Read Committed, on a snapshot that
+                # no racer's commit could be in).
+                await gate.wait_for_blocked(
+                    held + CONCURRENT_GENERATIONS,
+                    timeout_s=GATE_TIMEOUT_S,
+                    finished=lambda: sum(g.done() for g in gens),
+                )
+                if complete_step is not None:
+                    rest = projects[EARLY_COMPLETIONS:]
+                    tasks += [asyncio.create_task(complete(p, complete_step)) for p in rest]
+                await gate.open()  # every held statement has checked; now they commit
             finally:
                 await asyncio.gather(*tasks)
-        return gate.waiters_released
+        return gate.released
 
 
 def _race_forced(gated: list[int]) -> CheckResult:
-    """Every round had at least two writers queued behind the gate when it opened.
+    """Every round had at least two writers held at the gate when it opened.
 
     Two is the least that can race; fewer means the target's statements never
-    met in Postgres (a pool of one connection, or writes outside the table),
+    met in Postgres (a pool of one connection, or no foreign key from
+    ``workflow_alerts.project_id`` to ``projects``, which the gate holds on),
     so the scenario could not have seen a duplicate: unknown, not pass."""
     short = [i for i, n in enumerate(gated) if n < 2]
     return CheckResult(
         name="race_forced",
         valid="unknown" if short else True,
         summary=(
-            f"writers queued behind the gate per round: {gated}"
+            f"writers held at the gate per round: {gated}"
             + (f"; rounds {short} had fewer than two, so no race was forced" if short else "")
         ),
         counts={"rounds": len(gated), "min_gated": min(gated, default=0)},

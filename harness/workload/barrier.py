@@ -1,67 +1,88 @@
-"""A barrier in the database: racing writers start their statements together.
+"""A barrier in the database: no racing writer commits before every one has checked.
 
-A race between check-then-insert statements shows only when the statements
-overlap: each must take its snapshot before any other commits. Sending the
-requests "at the same moment" over HTTP leaves the overlap to chance (the
-``dedupe`` scenario once missed the seed's race one run in three), so the
-harness closes a gate in front of the table instead:
+A race between check-then-insert statements shows only when each takes its
+snapshot before any other commits. Sending the requests "at the same moment"
+over HTTP leaves that to chance (the ``dedupe`` scenario once missed the
+seed's race one run in three), and so does releasing them together from a
+table lock: on a busy machine the first one woken can run and commit before
+the others are scheduled. :class:`CommitGate` holds the commits instead:
 
-1. :class:`TableGate` takes ``LOCK TABLE <table> IN EXCLUSIVE MODE`` on a
-   connection of its own. Reads (``ACCESS SHARE``) go on; every statement
-   that writes the table (``ROW EXCLUSIVE``) or locks its rows waits.
-2. The racing requests are sent; :meth:`TableGate.wait_for_waiters` watches
-   ``pg_blocking_pids`` until the expected number of the target's backends
-   wait behind the gate.
-3. :meth:`TableGate.open` rolls back the lock: Postgres wakes every waiter at
-   once (their locks do not conflict with each other), and under Read
-   Committed each takes its statement snapshot after the wait. Their
-   snapshots are then microseconds apart, so any check-then-insert that runs
-   longer than that (the seed's, over a batch of projects, runs for
-   milliseconds) sees the same committed state as its rivals.
+1. On a connection of its own it takes ``FOR UPDATE`` row locks on the parent
+   rows the racers will reference (the scenario's ``projects``).
+2. Every statement that inserts a row referencing one of them (an alert, by
+   the contract's foreign key ``workflow_alerts.project_id -> projects``)
+   runs its checks and inserts on its own snapshot, then waits in the
+   foreign-key check at the end of the statement (``FOR KEY SHARE`` of the
+   parent row), uncommitted. A racer that conflicts with one of them on a
+   unique index waits for that one instead: blocked either way.
+3. :meth:`CommitGate.wait_for_blocked` watches ``pg_locks`` until the expected
+   number of the target's backends are blocked; then :meth:`CommitGate.open`
+   releases them. By then every racer has taken its snapshot and none has
+   committed: the overlap is certain, whatever the machine's speed.
 
-It needs nothing from the target but the contract's schema: any pipeline that
-writes the table takes the table lock that the gate holds back.
+It needs nothing from the target but the contract's schema and its foreign
+keys, and it works the same on any driver or language.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 import asyncpg
 
-__all__ = ["TableGate"]
+__all__ = ["CommitGate"]
 
-#: How often the gate looks for waiting backends.
+logger = logging.getLogger(__name__)
+
+#: How often the gate looks for blocked backends.
 POLL_INTERVAL_S = 0.005
 
+_BLOCKED_SQL = """
+SELECT count(DISTINCT l.pid) FROM pg_locks l
+WHERE NOT l.granted AND l.pid <> pg_backend_pid()
+  AND l.pid IN (
+    SELECT pid FROM pg_locks
+    WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  )
+"""
 
-class TableGate:
-    """Hold writers of ``table`` until :meth:`open` (async context manager).
+
+class CommitGate:
+    """Hold back writers that reference ``ids`` of ``table`` (async context manager).
 
     Leaving the ``async with`` block opens the gate if it is still closed, so
-    a failing scenario never leaves the table locked.
+    a failing scenario never leaves the rows locked. ``pg_locks`` is read
+    live (unlike ``pg_stat_activity``, which a transaction sees as a
+    snapshot), so the gate's own transaction can watch the others wait.
     """
 
-    def __init__(self, dsn: str, table: str, *, max_hold_s: float = 30.0) -> None:
+    def __init__(
+        self, dsn: str, table: str, ids: Sequence[int], *, max_hold_s: float = 60.0
+    ) -> None:
         self._dsn = dsn
         self._table = table
+        self._ids = list(ids)
         self._max_hold_s = max_hold_s
         self._conn: asyncpg.Connection | None = None
         self._tx: asyncpg.transaction.Transaction | None = None
-        self.waiters_released = 0
-        """Backends that waited behind the gate when it opened."""
+        self.released = 0
+        """Backends that were blocked when the gate opened."""
 
-    async def __aenter__(self) -> TableGate:
+    async def __aenter__(self) -> CommitGate:
         self._conn = await asyncpg.connect(self._dsn, timeout=10.0)
-        # The lock is held no longer than max_hold_s, whatever the caller does.
+        # The locks go with the session if the harness ever stalls this long.
         await self._conn.execute(
             f"SET idle_in_transaction_session_timeout = {self._max_hold_s * 1000:.0f}"
         )
         self._tx = self._conn.transaction()
         await self._tx.start()
-        await self._conn.execute(f'LOCK TABLE "{self._table}" IN EXCLUSIVE MODE')
+        await self._conn.execute(
+            f'SELECT 1 FROM "{self._table}" WHERE id = ANY($1::bigint[]) FOR UPDATE', self._ids
+        )
         return self
 
     async def __aexit__(
@@ -77,33 +98,49 @@ class TableGate:
                 await self._conn.close(timeout=10.0)
                 self._conn = None
 
-    async def waiting(self) -> int:
-        """How many backends wait behind the gate now."""
+    async def blocked(self) -> int:
+        """How many other backends of this database wait for a lock now."""
         if self._conn is None or self._tx is None:
             return 0
-        # pg_locks, not pg_stat_activity: the latter is a snapshot taken once
-        # per transaction, and the gate's transaction lasts the whole wait.
-        count = await self._conn.fetchval(
-            "SELECT count(DISTINCT pid) FROM pg_locks"
-            " WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-        )
-        return int(count)
+        return int(await self._conn.fetchval(_BLOCKED_SQL))
 
-    async def wait_for_waiters(self, count: int, *, timeout_s: float = 10.0) -> int:
-        """Wait until ``count`` backends wait behind the gate, or ``timeout_s``.
-
-        Returns how many wait (fewer than ``count`` only on a timeout)."""
+    async def wait_for_blocked(
+        self, count: int, *, timeout_s: float = 10.0, finished: Callable[[], int] = lambda: 0
+    ) -> int:
+        """Wait until ``count`` racers are accounted for, or ``timeout_s``: held
+        at the gate, or ``finished()`` (racers that had nothing to write, and
+        so never reached it). Returns how many are held."""
         deadline = time.monotonic() + timeout_s
-        waiting = await self.waiting()
-        while waiting < count and time.monotonic() < deadline:
+        blocked = await self.blocked()
+        while blocked + finished() < count and time.monotonic() < deadline:
             await asyncio.sleep(POLL_INTERVAL_S)
-            waiting = await self.waiting()
-        return waiting
+            blocked = await self.blocked()
+        if blocked + finished() < count:
+            logger.warning(
+                "commit gate: %d of %d writers held after %.1f s; backends: %s",
+                blocked,
+                count,
+                timeout_s,
+                await self.backends(),
+            )
+        return blocked
+
+    async def backends(self) -> list[dict[str, object]]:
+        """What the other backends of this database are doing (for diagnostics)."""
+        if self._conn is None:
+            return []
+        await self._conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = await self._conn.fetch(
+            "SELECT pid, state, wait_event_type, wait_event, left(query, 60) AS query"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [dict(r) for r in rows]
 
     async def open(self) -> None:
-        """Release every waiter at once (idempotent)."""
+        """Release every blocked writer (idempotent)."""
         if self._tx is None:
             return
-        self.waiters_released = await self.waiting()
+        self.released = await self.blocked()
         tx, self._tx = self._tx, None
         await tx.rollback()
