@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 
 import asyncpg
+import redis
 
 from harness.contract import CONTRACT_TABLES, apply_schema
 from harness.errors import AlertbenchError
@@ -110,12 +111,16 @@ async def prepare_database(
     direct DSN (no proxy), for seeding and final reads.
 
     Reference and command targets get a fresh database on the stack, migrated
-    by their own migration (or given the contract's tables); a url target's
+    by their own migration (or given the contract's tables), and an empty
+    Redis; a url target's
     database is the one its file names, and must hold the tables already.
     """
     if target.url is not None:
         dsn = target.url.pg_dsn
     else:
+        # The stack's Redis is the harness's too: no scenario inherits the
+        # last one's cache entries, jobs or dead letters.
+        await asyncio.to_thread(_flush_redis, stack.redis_direct.url)
         direct = stack.postgres_direct
         await asyncio.to_thread(
             _sql.execute,
@@ -135,6 +140,14 @@ async def prepare_database(
             f" {', '.join(missing)} (docs/contract.md, 'Schema')"
         )
     return dsn
+
+
+def _flush_redis(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=10.0)
+    try:
+        client.flushall()
+    finally:
+        client.close()
 
 
 def _run_migration(target: Target, argv: list[str], env: dict[str, str]) -> None:
