@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
+from harness.contract import CONTRACT_TABLES, schema_sql
 from reference_impl.schema import UNIQUE_ACTIVE_ALERT_INDEX, create_statements, metadata
 
 
-def test_every_contract_table_is_defined() -> None:
-    assert set(metadata.tables) == {
-        "users",
-        "projects",
-        "project_members",
-        "workflow_phases",
-        "workflow_sections",
-        "workflow_line_items",
-        "project_workflow_trackers",
-        "workflow_alerts",
-    }
+def _contract_columns() -> dict[str, set[str]]:
+    """Table -> columns, read from the contract's DDL (harness/contract/schema.sql)."""
+    tables: dict[str, set[str]] = {}
+    for name, body in re.findall(
+        r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", schema_sql(), re.S
+    ):
+        tables[name] = {line.split()[0] for line in body.strip().splitlines() if line.split()}
+        tables[name] -= {"UNIQUE", "PRIMARY", "CONSTRAINT", "FOREIGN", "CHECK"}
+    return tables
+
+
+def test_the_reference_has_exactly_the_contract_s_tables_and_every_column() -> None:
+    contract = _contract_columns()
+    assert set(contract) == set(CONTRACT_TABLES) == set(metadata.tables)
+    for table, columns in contract.items():
+        missing = columns - {c.name for c in metadata.tables[table].columns}
+        assert not missing, f"{table} lacks {missing}"
 
 
 def test_ddl_is_idempotent_and_has_the_partial_unique_index() -> None:
