@@ -1,4 +1,4 @@
-"""One set of commands for developers and CI: ``python3 -m nox -s <session>``.
+"""One set of commands for developers and CI: ``.nox-venv/bin/python -m nox -s <session>``.
 
 Sessions: ``tests`` (unit + integration on the embedded stack), ``lint``,
 ``typecheck``, ``scenarios`` (the main job), ``benchmarks``.
