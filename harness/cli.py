@@ -743,6 +743,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlertbenchError as exc:
         err.print(f"[bold red]alertbench: error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_HARNESS
+    except event_loop.Interrupted as exc:
+        err.print(
+            f"alertbench: {exc}; everything it started is stopped, and the scenario that was"
+            " running has a partial report marked INTERRUPTED",
+            highlight=False,
+        )
+        return exc.exit_code
     except KeyboardInterrupt:
         err.print("alertbench: interrupted")
         return 130

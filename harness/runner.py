@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import signal
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from harness.contract import ROLES, SeedSpec, seed_dsn
 from harness.errors import AlertbenchError, ConfigError
 from harness.history import Commit, History, Op, Receive
 from harness.live import live_status
+from harness.loop import received_signal
 from harness.metrics import LatencyRecorder
 from harness.metrics.resources import gc_pauses_from_metrics, usage_between
 from harness.report import (
@@ -199,6 +201,7 @@ async def run_scenario(
     not_applicable = (
         f"target {target.name!r} does not declare {', '.join(lacking)}" if lacking else None
     )
+    interrupted: int | None = None
     try:
         if not_applicable is not None:
             progress(f"{scenario.name}: not applicable: {not_applicable}")
@@ -209,6 +212,11 @@ async def run_scenario(
             checks = run_checks(scenario.checks, history, final) + ctx.own_checks
     except AlertbenchError:
         raise
+    except asyncio.CancelledError:
+        # Ctrl-C or SIGTERM (harness.loop): the target is already stopped by
+        # _run's finally; write what was recorded, marked INTERRUPTED.
+        interrupted = received_signal() or signal.SIGINT
+        errors.append("interrupted before the scenario finished: the figures are partial")
     except Exception as exc:
         logger.exception("scenario %s failed", scenario.name)
         errors.append(f"{type(exc).__name__}: {exc}")
@@ -238,9 +246,12 @@ async def run_scenario(
         timeline=latency_timeline(history, requests=("complete",)),
         errors=errors,
         not_applicable=not_applicable,
+        interrupted=interrupted,
         target=target.describe(),
     )
     write_run(results, options.reports_dir, history=history)
+    if interrupted is not None:
+        raise asyncio.CancelledError
     return results
 
 

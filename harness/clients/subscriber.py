@@ -145,7 +145,12 @@ class AlertClient:
         self._state = _State()
         self._stopping = False
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        # handle_sigint=False: engine.io's own Ctrl-C handler would cancel every
+        # task and stop the loop under the harness, losing the partial report
+        # and the orderly teardown (harness.loop cancels the run instead).
+        self._sio = socketio.AsyncClient(
+            reconnection=False, logger=False, engineio_logger=False, handle_sigint=False
+        )
         self._sio.on("disconnect", self._on_disconnect)
         self._sio.on("new_alert", self._on_new_alert)
         self._sio.on("alerts_refresh", self._make_forwarder("alerts_refresh"))

@@ -27,7 +27,7 @@ _CSS: Final = " ".join(
         ".pass,.match{background:#dcfce7;color:#14532d}",
         ".fail,.mismatch{background:#fee2e2;color:#7f1d1d}",
         ".unknown,.invalid,.error{background:#fef9c3;color:#713f12}",
-        ".not_applicable{background:#e5e7eb;color:#374151}",
+        ".not_applicable,.interrupted{background:#e5e7eb;color:#374151}",
         ".badge{display:inline-block;padding:.15rem .6rem;border-radius:.3rem;font-weight:600}",
         ".muted{color:#6b7280}",
         "pre{background:#f3f4f6;padding:.5rem;overflow:auto;max-height:20rem}",

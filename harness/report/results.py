@@ -37,7 +37,7 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 """Version of the results.json layout; readers refuse other versions."""
 
-Verdict = Literal["pass", "fail", "invalid", "unknown", "error", "not_applicable"]
+Verdict = Literal["pass", "fail", "invalid", "unknown", "error", "not_applicable", "interrupted"]
 
 
 class ResultsFormatError(ValueError):
@@ -275,10 +275,13 @@ def overall_verdict(
     errors: Sequence[str] = (),
     unknown_fails: bool = True,
     not_applicable: str | None = None,
+    interrupted: int | None = None,
 ) -> tuple[Verdict, int]:
     """The run's verdict and exit code.
 
-    In order: a scenario not run for want of a capability ->
+    In order: a run stopped by signal ``interrupted`` -> ``interrupted``
+    (128 + the signal: 130 for Ctrl-C); a scenario not run for want of a
+    capability ->
     ``not_applicable`` (0: it says nothing about the target); harness
     ``errors`` -> ``error`` (2); a check ``False`` ->
     ``fail`` (1; correctness failures stand whatever the load); an invalid
@@ -286,6 +289,8 @@ def overall_verdict(
     ``fail`` -> ``fail`` (1); any ``unknown`` -> ``unknown`` (2, only with
     ``unknown_fails``); else ``pass`` (0).
     """
+    if interrupted is not None:
+        return "interrupted", 128 + interrupted
     if not_applicable is not None and not errors:
         return "not_applicable", 0
     if errors:
@@ -324,6 +329,7 @@ def make_results(
     errors: Sequence[str] = (),
     unknown_fails: bool = True,
     not_applicable: str | None = None,
+    interrupted: int | None = None,
     target: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> RunResults:
@@ -336,6 +342,7 @@ def make_results(
         errors=errors,
         unknown_fails=unknown_fails,
         not_applicable=not_applicable,
+        interrupted=interrupted,
     )
     metrics = {
         name: value if isinstance(value, LatencyMetric) else LatencyMetric.from_recorder(value)
