@@ -101,8 +101,9 @@ def scenarios(session: nox.Session) -> None:
     ``-- --target examples/seed-node/target.toml`` runs it on the Node target
     (installed here first where Node >= 20 and npm exist).
 
-    Writes reports/<run-id>/report.html (and results.json, history.jsonl,
-    junit.xml) per scenario; ``reports/latest`` points at the last one.
+    Writes reports/<run-id>/index.html (every scenario's verdict, linking to
+    reports/<run-id>/<scenario>/report.html), reports/index.html (every run)
+    and ``reports/latest`` (the run).
     Arguments after ``--`` go to ``alertbench run`` (e.g. ``-- --projects 200``).
     """
     session.install("-e", ".")

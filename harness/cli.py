@@ -13,11 +13,12 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -408,6 +409,7 @@ def _check_flaws(names: Sequence[str], targets: Sequence[Target] | None = None) 
 def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
     import scenarios as suite
     from harness.report import new_run_id
+    from harness.report.suite import finish_run
     from harness.runner import RunOptions, self_check
     from harness.scenario import RunParams
 
@@ -431,11 +433,26 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
         raise ConfigError(
             "--scenario/--flaw", "no cell of the self-check matrix matches (see README's matrix)"
         )
-    options = RunOptions(reports_dir=args.reports_dir, run_id=new_run_id("selfcheck", suffix=""))
+    run_id = new_run_id("selfcheck")
+    run_dir = args.reports_dir / run_id
+    options = RunOptions(reports_dir=run_dir, run_id=run_id, nested=True)
     config = StackConfig.from_env(
         provider=args.stack, startup_timeout_s=args.startup_timeout, seed=args.seed
     )
-    with start_stack(config) as stack:
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with contextlib.ExitStack() as finish, start_stack(config) as stack:
+        finish.callback(
+            lambda: (
+                finish_run(
+                    args.reports_dir,
+                    run_id,
+                    started_at=started_at,
+                    command=shlex.join(["alertbench", *sys.argv[1:]]),
+                )
+                if run_dir.exists()
+                else None
+            )
+        )
         result = event_loop.run(
             self_check(
                 stack,
@@ -466,7 +483,7 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
         f" {', '.join(uncaught) or 'none'}"
     )
     out.print(table)
-    out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
+    out.print(f"report: {run_dir / 'matrix' / 'report.html'}")
     return result.exit_code
 
 
@@ -495,6 +512,7 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     import scenarios as suite
     from harness.report import RunResults, new_run_id
     from harness.report.side_by_side import write_side_by_side
+    from harness.report.suite import finish_run
     from harness.runner import RunOptions, run_scenarios, sweep_rates
     from harness.scenario import RunParams
 
@@ -512,11 +530,14 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
         fanout=args.fanout,
     )
     display, show, interval_s = _live_display(out)
+    run_id = new_run_id("run")  # a random tail: two runs in one second differ
+    run_dir = args.reports_dir / run_id
     options = RunOptions(
         slo_file=args.slo,
         slo_overrides=tuple(args.slo_override),
-        reports_dir=args.reports_dir,
-        run_id=new_run_id("run", suffix=""),
+        reports_dir=run_dir,
+        run_id=run_id,
+        nested=True,
         live=show,
         live_interval_s=interval_s,
     )
@@ -536,51 +557,66 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     if rates is not None and len(chosen) != 1:
         raise ConfigError("--sweep", "sweeps one scenario at a time (e.g. `run load --sweep`)")
     names = ", ".join(t.name for t in targets)
-    progress(f"run {options.run_id}: {', '.join(s.name for s in chosen)} on {names}")
+    progress(f"run {run_id}: {', '.join(s.name for s in chosen)} on {names}")
     per_target: dict[str, list[RunResults]] = {}
-    with start_stack(config) as stack, display:
-        progress(f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    command = shlex.join(["alertbench", *sys.argv[1:]])
+    try:
+        with start_stack(config) as stack, display:
+            progress(
+                f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})"
+            )
+            for target in targets:
+                # One run id per target when several are compared; same seed and schedule.
+                step = options
+                if len(targets) > 1:
+                    step = dataclasses.replace(
+                        options,
+                        run_id=f"{options.run_id}-{target.name}",
+                        folder_prefix=f"{target.name}-",
+                    )
+                if rates is not None:
+                    per_target[target.name] = event_loop.run(
+                        sweep_rates(
+                            chosen[0],
+                            stack,
+                            params,
+                            rates,
+                            options=step,
+                            target=target,
+                            progress=progress,
+                        )
+                    )
+                else:
+                    per_target[target.name] = event_loop.run(
+                        run_scenarios(
+                            chosen, stack, params, options=step, target=target, progress=progress
+                        )
+                    )
+        codes: list[int] = []
         for target in targets:
-            # One run id per target when several are compared; same seed and schedule.
-            step = options
-            if len(targets) > 1:
-                step = dataclasses.replace(options, run_id=f"{options.run_id}-{target.name}")
+            results = per_target[target.name]
             if rates is not None:
-                per_target[target.name] = event_loop.run(
-                    sweep_rates(
-                        chosen[0],
-                        stack,
-                        params,
-                        rates,
-                        options=step,
-                        target=target,
-                        progress=progress,
-                    )
-                )
-            else:
-                per_target[target.name] = event_loop.run(
-                    run_scenarios(
-                        chosen, stack, params, options=step, target=target, progress=progress
-                    )
-                )
-    codes: list[int] = []
-    for target in targets:
-        results = per_target[target.name]
-        if rates is not None:
-            out.print(_sweep_table(results, title=f"rate sweep: {target.name}"))
-            codes.append(EXIT_OK if results and results[0].exit_code == 0 else EXIT_FAILED)
-            continue
-        for result in results:
-            out.print(_results_table(result, target=target.name if len(targets) > 1 else None))
-        for result in results:
-            out.print(f"report: {options.reports_dir / result.run_id / 'report.html'}")
-        codes.append(max(r.exit_code for r in results))
-    if len(targets) > 1:
-        html = write_side_by_side(
-            per_target, options.reports_dir / f"{options.run_id}-compare", sweep=rates is not None
-        )
-        out.print(f"side by side: {html}")
-    return max(codes)
+                out.print(_sweep_table(results, title=f"rate sweep: {target.name}"))
+                codes.append(EXIT_OK if results and results[0].exit_code == 0 else EXIT_FAILED)
+                continue
+            for result in results:
+                out.print(_results_table(result, target=target.name if len(targets) > 1 else None))
+            codes.append(max(r.exit_code for r in results))
+        if len(targets) > 1:
+            html = write_side_by_side(
+                per_target, options.reports_dir / "compare", sweep=rates is not None
+            )
+            out.print(f"side by side: {html}")
+        code = max(codes)
+    finally:
+        # However the run ends (an interruption too), its folder gets its
+        # index, and the run's summary is the last line.
+        if run_dir.exists():
+            out.print(f"run: {run_dir / 'index.html'}")
+            line = finish_run(args.reports_dir, run_id, started_at=started_at, command=command)
+            out.print(escape(line), highlight=False)
+    return code
 
 
 def _sweep_rates(text: str, start: float) -> list[float]:

@@ -80,6 +80,11 @@ class RunOptions:
     slo_overrides: tuple[str, ...] = ()
     reports_dir: Path = Path("reports")
     run_id: str | None = None
+    #: With it, each scenario's report goes into ``reports_dir/<folder_prefix>
+    #: <scenario>/`` (a run's own folder; see harness.report.suite) instead of
+    #: ``reports_dir/<run id>-<scenario>/``.
+    nested: bool = False
+    folder_prefix: str = ""
     #: Called with each scenario's live status line while it runs (a rich
     #: live display on a terminal, plain lines in CI); None: silent.
     live: Callable[[str], None] | None = None
@@ -178,10 +183,12 @@ async def run_scenario(
     options: RunOptions,
     run_id: str,
     target: Target | None = None,
+    folder: str | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RunResults:
     """Run one scenario against ``target`` (default: the reference) on a
-    running stack, and write its report."""
+    running stack, and write its report (into ``reports_dir/folder`` when
+    given: a run's own folder)."""
     target = target or load_target("reference")
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     # Validate the SLO layers and the flaws before spending time on the run.
@@ -249,7 +256,7 @@ async def run_scenario(
         interrupted=interrupted,
         target=target.describe(),
     )
-    write_run(results, options.reports_dir, history=history)
+    write_run(results, options.reports_dir, history=history, name=folder, latest=folder is None)
     if interrupted is not None:
         raise asyncio.CancelledError
     return results
@@ -325,6 +332,11 @@ async def _run(
     return ctx
 
 
+def _folder(options: RunOptions, name: str) -> str | None:
+    """A scenario report's folder inside a run's own folder (None: not nested)."""
+    return f"{options.folder_prefix}{name}" if options.nested else None
+
+
 def _app_gc_pauses(stack: Stack) -> dict[str, Any]:
     """Each app process's garbage-collector pauses over its life (from /metrics)."""
     found: dict[str, Any] = {}
@@ -372,6 +384,7 @@ async def run_scenarios(
                 options=options,
                 run_id=run_id,
                 target=target,
+                folder=_folder(options, scenario.name),
                 progress=progress,
             )
         )
@@ -405,6 +418,7 @@ async def sweep_rates(
             options=options,
             run_id=f"{run_id}-{rate:g}",
             target=target,
+            folder=_folder(options, f"{scenario.name}-{rate:g}"),
             progress=progress,
         )
         results.append(result)
@@ -467,6 +481,9 @@ async def self_check(
                 options=options,
                 run_id=f"{run_id}-{flaw}" + (f"-s{step.seed}" if repeat > 1 else ""),
                 target=target,
+                folder=_folder(
+                    options, f"{name}-{flaw}" + (f"-s{step.seed}" if repeat > 1 else "")
+                ),
                 progress=progress,
             )
             verdicts.append(result.verdict)
@@ -507,5 +524,7 @@ async def self_check(
             )
         ],
     )
-    write_run(summary, options.reports_dir)
+    write_run(
+        summary, options.reports_dir, name=_folder(options, "matrix"), latest=not options.nested
+    )
     return summary

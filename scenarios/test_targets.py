@@ -97,7 +97,7 @@ def test_two_targets_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().out
-    (compare,) = tmp_path.glob("*-compare/compare.json")
+    compare = tmp_path / "latest" / "compare" / "compare.json"
     data = json.loads(compare.read_text())
     assert data["targets"] == ["reference", "seed-node"]
     by_target = data["scenarios"]["delivery"]

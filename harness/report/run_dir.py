@@ -21,7 +21,7 @@ from harness.report.html import render_html
 from harness.report.junit import to_junit_xml
 from harness.report.results import RunResults, write_results
 
-__all__ = ["LATEST", "new_run_id", "write_run"]
+__all__ = ["LATEST", "new_run_id", "point_latest", "write_run"]
 
 LATEST = "latest"
 """Name of the symlink to the newest run."""
@@ -41,26 +41,32 @@ def write_run(
     *,
     history: Iterable[Event] | None = None,
     baseline: Comparison | None = None,
+    name: str | None = None,
+    latest: bool = True,
 ) -> Path:
     """Write ``results.json``, ``history.jsonl``, ``report.html`` and ``junit.xml`` into
-    ``directory/<run_id>/`` and point ``directory/latest`` at it; returns the run's directory.
+    ``directory/<name>/`` (default: the run id) and, with ``latest``, point
+    ``directory/latest`` at it; returns that directory.
 
     ``history.jsonl`` is written empty (header only) without a history.
     """
-    if not results.run_id or _SAFE.search(results.run_id) or results.run_id in (".", ".."):
-        raise ValueError(f"run_id must be a plain file name, got {results.run_id!r}")
+    folder = name if name is not None else results.run_id
+    if not folder or _SAFE.search(folder) or folder in (".", ".."):
+        raise ValueError(f"the report's folder must be a plain file name, got {folder!r}")
     root = Path(directory)
-    run_dir = root / results.run_id
+    run_dir = root / folder
     run_dir.mkdir(parents=True, exist_ok=True)
     write_results(results, run_dir / "results.json")
     write_jsonl(history if history is not None else (), run_dir / "history.jsonl")
     (run_dir / "report.html").write_text(render_html(results, baseline=baseline), "utf-8")
     (run_dir / "junit.xml").write_text(to_junit_xml(results), "utf-8")
-    _point_latest(root, results.run_id)
+    if latest:
+        point_latest(root, folder)
     return run_dir
 
 
-def _point_latest(root: Path, run_id: str) -> None:
+def point_latest(root: Path, run_id: str) -> None:
+    """Point ``root/latest`` at ``root/run_id``, atomically."""
     # Replace atomically: a reader never sees a missing or half-made link.
     link = root / LATEST
     tmp = root / f".{LATEST}.{os.getpid()}.{secrets.token_hex(3)}"

@@ -56,7 +56,7 @@ def test_an_interrupted_run_says_so_in_one_line_and_leaves_nothing(
     assert "Traceback" not in err
     assert err.strip().splitlines() == [err.strip()]  # one line
     assert f"interrupted by {signal.Signals(signum).name}" in err
-    (results,) = reports.glob("*-delivery/results.json")
+    results = reports / "latest" / "delivery" / "results.json"
     data = json.loads(results.read_text())
     assert data["verdict"] == "interrupted"
     assert data["exit_code"] == 128 + signum
