@@ -705,7 +705,8 @@ def _results_table(result: Any, *, target: str | None = None) -> Table:
         table.add_row(
             f"SLO {slo.name}",
             slo.status if slo.status != "fail" else "FAIL",
-            f"{measured} {slo.unit} ({slo.op} {slo.target:g})",
+            f"{measured} {slo.unit} ({slo.op} {slo.target:g})"
+            + (f"; {escape(slo.note)}" if slo.note else ""),
         )
     if result.generator is not None:
         gen = result.generator

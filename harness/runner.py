@@ -54,7 +54,7 @@ from harness.report import (
     write_run,
 )
 from harness.scenario import RunParams, Scenario, ScenarioContext, announced_alert
-from harness.slo import evaluate, load_slos
+from harness.slo import SloVerdict, evaluate, load_slos
 from harness.stack import Stack, _sql
 from harness.targets import Target, load_target
 from harness.targets.launch import prepare_database, start_target
@@ -229,6 +229,8 @@ async def run_scenario(
         errors.append(f"{type(exc).__name__}: {exc}")
     measurements = collect_measurements(checks)
     verdicts = evaluate(slos, measurements) if not_applicable is None else []
+    resources = _resources(ctx, ctx.generator if ctx else None)
+    verdicts = _saturation_unknown(verdicts, resources)
     latencies: dict[str, LatencyRecorder] = {}
     generator = ctx.generator if ctx else None
     if generator is not None:
@@ -245,7 +247,7 @@ async def run_scenario(
         extra=dict(ctx.extra) if ctx else {},
         stack=stack.describe(),
         generator=_generator_dict(generator),
-        resources=_resources(ctx, generator),
+        resources=resources,
         latencies=latencies,
         checks=checks,
         slos=verdicts,
@@ -330,6 +332,28 @@ async def _run(
             ctx.extra["app_gc_pauses"] = await asyncio.to_thread(_app_gc_pauses, stack)
         await asyncio.to_thread(stack.stop_app)
     return ctx
+
+
+def _saturation_unknown(
+    verdicts: list[SloVerdict], resources: Mapping[str, Any] | None
+) -> list[SloVerdict]:
+    """A latency SLO that failed while the machine was SATURATED is ``unknown``:
+    the figure is the machine's, not the pipeline's (exit 2, not 1)."""
+    if not resources or not resources.get("saturated"):
+        return verdicts
+    busy = resources.get("machine_busy_pct")
+    note = (
+        f"unknown: the machine was SATURATED ({busy:.0f} % busy), so this latency is the"
+        " machine's, not the pipeline's; measure on an idle machine"
+        if isinstance(busy, int | float)
+        else "unknown: the machine was SATURATED"
+    )
+    return [
+        dataclasses.replace(v, status="unknown", note=note)
+        if v.status == "fail" and v.unit == "ms"
+        else v
+        for v in verdicts
+    ]
 
 
 def _folder(options: RunOptions, name: str) -> str | None:

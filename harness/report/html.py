@@ -132,7 +132,11 @@ def _slos(r: RunResults) -> str:
                 + ("" if v.margin_pct is None else f" ({v.margin_pct:+.1f} %)"),
                 "num",
             ),
-            _td(escape(v.status.upper()), v.status),
+            _td(
+                escape(v.status.upper())
+                + (f"<br><span class='note'>{escape(v.note)}</span>" if v.note else ""),
+                v.status,
+            ),
         ]
         for v in r.slos
     ]

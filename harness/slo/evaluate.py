@@ -38,6 +38,9 @@ class SloVerdict:
     """Headroom in ``unit``: positive = inside the objective, negative = the overshoot."""
     margin_pct: float | None
     """``margin`` as a % of the target (``None`` for a zero target or no measurement)."""
+    note: str = ""
+    """Why the status is what it is, where that needs saying (e.g. a latency
+    that failed on a SATURATED machine is ``unknown``: the machine's figure)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -46,7 +49,7 @@ class SloVerdict:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SloVerdict:
         """Inverse of :meth:`to_dict`."""
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 def _holds(op: Comparison, measured: float, target: float) -> bool:

@@ -10,6 +10,7 @@ own table, the user's file, then ``--slo-override`` arguments
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -39,6 +40,19 @@ _COMPARISONS: Final = get_args(Comparison)
 KNOWN_KEYS: Final = ("description", "enabled", "metric", "op", "target", "unit")
 """The keys an ``[slo.<name>]`` table may hold."""
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: What the checkers measure (harness.checks): an SLO's metric must be one of
+#: these, or the run could only answer "unknown" after spending its time.
+FIXED_MEASUREMENTS: Final = ("delivery_rate", "duplication_rate", "queries_per_request")
+_PERCENTILE_MEASUREMENT = re.compile(r"^(generation|delivery|reconnection)_p\d+_ms$")
+MEASUREMENTS_HELP: Final = (
+    ", ".join(FIXED_MEASUREMENTS) + ", <generation|delivery|reconnection>_p<percentile>_ms"
+)
+
+
+def is_measurement(metric: str) -> bool:
+    """Whether a checker produces ``metric`` (e.g. ``delivery_p99_ms``)."""
+    return metric in FIXED_MEASUREMENTS or bool(_PERCENTILE_MEASUREMENT.match(metric))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,12 +134,22 @@ def merge_slos(
                 f"{where} {unknown[0]}", f"unknown key; known keys: {', '.join(KNOWN_KEYS)}"
             )
         values = {key: _check_value(where, key, value) for key, value in body.items()}
+        if name not in out:
+            for required in ("op", "target"):
+                if required not in values:
+                    raise ConfigError(f"{where} {required}", "required for a new SLO")
+        metric = values.get("metric", out[name].metric if name in out else name)
+        if not is_measurement(metric):
+            close = difflib.get_close_matches(name, list(out), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                where,
+                f"no checker measures {metric!r}, so this SLO could never be judged{hint}"
+                f" (known SLOs: {', '.join(out) or 'none'}; measurements: {MEASUREMENTS_HELP})",
+            )
         if name in out:
             out[name] = replace(out[name], **values)
             continue
-        for required in ("op", "target"):
-            if required not in values:
-                raise ConfigError(f"{where} {required}", "required for a new SLO")
         out[name] = SloSpec(
             name=name,
             metric=values.get("metric", name),

@@ -206,3 +206,18 @@ def test_only_slos_switches_off_every_default_but_the_kept_ones() -> None:
     assert {name for name, spec in merged.items() if spec.enabled} == {"duplication_rate"}
     with pytest.raises(ValueError, match="unknown SLO"):
         only_slos("latency_p42")
+
+
+def test_a_misspelt_slo_is_refused_before_anything_runs() -> None:
+    text = '[slo.generation_p99]\nop = "<"\ntarget = 50\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_slo_toml(text, source="my.toml", base=default_slos())
+    message = str(caught.value)
+    assert message.startswith("my.toml: [slo.generation_p99]: no checker measures")
+    assert "did you mean 'generation_p99_ms'?" in message
+
+
+def test_a_new_slo_on_a_real_measurement_is_accepted() -> None:
+    text = '[slo.fast_delivery]\nmetric = "delivery_p50_ms"\nop = "<"\ntarget = 5\n'
+    slos = parse_slo_toml(text, base=default_slos())
+    assert slos["fast_delivery"].metric == "delivery_p50_ms"
