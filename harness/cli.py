@@ -43,6 +43,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_HARNESS = 2
 
+#: Relative change of a figure treated as noise when comparing runs: short
+#: runs on a shared machine move a p99 by tens of percent on their own.
+DEFAULT_TOLERANCE = 0.25
+
 _log = logging.getLogger("alertbench")
 
 
@@ -210,7 +214,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--reports-dir", type=Path, default=Path("reports"), help="where reports go (./reports)"
     )
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="compare the run with an earlier one (a run's folder, e.g. reports/latest, read"
+        " before the run starts): exit 1 on a regression beyond --tolerance",
+    )
+    run.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        metavar="SHARE",
+        help=f"with --baseline: relative change treated as noise (default {DEFAULT_TOLERANCE:g})",
+    )
     _add_stack_flags(run)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare two runs' figures; exit 1 on a regression beyond the tolerance",
+        description="Compare NEW with BASE, scenario by scenario (each a run's folder, a "
+        "scenario's folder or a results.json): latencies, SLO measurements and the achieved "
+        "rate. A judged figure (an SLO's, a latency p50 or p99, the rate) worse than the "
+        "baseline by more than the tolerance is a regression: exit 1. Writes the comparison "
+        "as HTML into NEW's folder.",
+    )
+    compare.add_argument("base", type=Path, metavar="BASE")
+    compare.add_argument("new", type=Path, metavar="NEW")
+    compare.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        metavar="SHARE",
+        help=f"relative change treated as noise (default {DEFAULT_TOLERANCE:g} = "
+        f"{DEFAULT_TOLERANCE:.0%})",
+    )
 
     listing = commands.add_parser("list", help="list the scenarios and the flaws")
     _add_target_flag(listing, many=True)
@@ -487,6 +526,34 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
     return result.exit_code
 
 
+def _cmd_compare(args: argparse.Namespace, out: Console) -> int:
+    from harness.report.compare import compare_runs, load_side
+
+    base, new = load_side(args.base), load_side(args.new)
+    comparison = compare_runs(
+        base,
+        new,
+        tolerance=args.tolerance,
+        base_name=args.base.resolve().name,
+        new_name=args.new.resolve().name,
+    )
+    out.print(escape(comparison.text()), highlight=False)
+    folder = args.new.resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    html = comparison.write_html(folder / f"compare-{args.base.resolve().name}.html")
+    out.print(f"comparison: {html}")
+    worse = comparison.regressions
+    if worse:
+        out.print(
+            "regressions beyond the tolerance: "
+            + "; ".join(f"{name}: {', '.join(figures)}" for name, figures in worse.items()),
+            highlight=False,
+        )
+        return EXIT_FAILED
+    out.print(f"no regression beyond {args.tolerance:.0%}")
+    return EXIT_OK
+
+
 def _cmd_list(args: argparse.Namespace, out: Console) -> int:
     from scenarios import CATCHES, MAIN_SUITE, SCENARIOS
 
@@ -511,6 +578,7 @@ def _cmd_list(args: argparse.Namespace, out: Console) -> int:
 def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     import scenarios as suite
     from harness.report import RunResults, new_run_id
+    from harness.report.compare import compare_runs, load_side
     from harness.report.side_by_side import write_side_by_side
     from harness.report.suite import finish_run
     from harness.runner import RunOptions, run_scenarios, sweep_rates
@@ -519,6 +587,10 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     chosen = suite.get(list(args.scenarios) or list(suite.MAIN_SUITE))
     targets = _targets(args.target)
     _check_flaws(args.flaw, targets)
+    # Read the baseline now: a bad path fails before anything starts (and
+    # `reports/latest` is resolved before this run moves it).
+    baseline = load_side(args.baseline) if args.baseline is not None else None
+    baseline_name = args.baseline.resolve().name if args.baseline is not None else ""
     defaults = RunParams()
     params = RunParams(
         projects=args.projects or defaults.projects,
@@ -609,6 +681,17 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
             )
             out.print(f"side by side: {html}")
         code = max(codes)
+        if baseline is not None:
+            new = load_side(run_dir)
+            comparison = compare_runs(
+                baseline, new, tolerance=args.tolerance, base_name=baseline_name, new_name=run_id
+            )
+            out.print(escape(comparison.text()), highlight=False)
+            out.print(
+                f"compared with the baseline: {comparison.write_html(run_dir / 'baseline.html')}"
+            )
+            if comparison.regressions and code == EXIT_OK:
+                code = EXIT_FAILED
     finally:
         # However the run ends (an interruption too), its folder gets its
         # index, and the run's summary is the last line.
@@ -770,6 +853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("faults", "serve"): _cmd_faults_serve,
         ("run", ""): _cmd_run,
         ("list", ""): _cmd_list,
+        ("compare", ""): _cmd_compare,
         ("selfcheck", ""): _cmd_selfcheck,
     }
     action = getattr(args, f"{args.command}_command", "")

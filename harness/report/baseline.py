@@ -75,6 +75,17 @@ class Comparison:
         """Figures that got worse beyond their tolerance."""
         return [r for r in self.rows if r.change == "worse"]
 
+    @property
+    def regressions(self) -> list[FigureComparison]:
+        """The judged figures that got worse: SLO measurements, latency p50 and
+        p99, the achieved rate (a maximum or a p99.9 of a short run is noise)."""
+        judged = ("slo ", "generator achieved_rate_per_s")
+        return [
+            r
+            for r in self.worse
+            if r.figure.startswith(judged) or r.figure.endswith((" p50_ms", " p99_ms"))
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {

@@ -13,7 +13,7 @@ from harness.report._svg import Series, Shade, line_chart
 from harness.report.baseline import Comparison
 from harness.report.results import RunResults, SelfCheckCell
 
-__all__ = ["latency_words", "page", "render_html"]
+__all__ = ["comparison_html", "latency_words", "page", "render_html"]
 
 _CSS: Final = " ".join(
     [
@@ -392,7 +392,8 @@ def _queries(r: RunResults) -> str:
     return "<h2>Server-side statements</h2>" + _table(["statement", "calls", "time"], rows)
 
 
-def _baseline(c: Comparison | None) -> str:
+def comparison_html(c: Comparison | None) -> str:
+    """A comparison with a baseline run as an HTML section (empty without one)."""
     if c is None:
         return ""
     rows = [
@@ -424,7 +425,7 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _timeline(results),
             _queries(results),
             _self_check(results.self_check),
-            _baseline(baseline),
+            comparison_html(baseline),
         ]
     )
     return page(f"alertbench {results.scenario} {results.run_id}", body)
