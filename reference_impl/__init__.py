@@ -1,6 +1,6 @@
 """reference_impl: the system under test of alertbench, an asyncio alert pipeline.
 
-Public surface (see DESIGN.md, "The pipeline contract"):
+Public surface (the pipeline contract: docs/contract.md):
 
 - ``AppConfig`` and ``Flaw`` / ``parse_flaws``: what to run, and which seed
   defects to switch on;

@@ -161,7 +161,7 @@ def create_app(
     app = FastAPI(
         title="alertbench reference pipeline",
         version="0.1.0",
-        description="The system under test of alertbench (see DESIGN.md, the pipeline contract).",
+        description="The system under test of alertbench (its contract: docs/contract.md).",
         lifespan=lifespan,
     )
     app.state.realtime = realtime

@@ -2,7 +2,7 @@
 
 Each flaw changes exactly one behaviour, so a scenario that fails under a flaw
 fails for that flaw's reason. With no flaw the reference honours the pipeline
-contract in DESIGN.md.
+contract (docs/contract.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Socket.IO delivery: rooms, authorization, catch-up and the emits.
 
-The server side of DESIGN.md's Socket.IO contract, on python-socketio's
+The server side of the contract's Socket.IO part (docs/contract.md), on python-socketio's
 ``AsyncServer`` (ASGI), mounted next to the HTTP API:
 
 - connect with ``auth={"token": ...}``; a missing, forged or expired token is
