@@ -51,6 +51,8 @@ from harness.report import (
     latency_timeline,
     make_results,
     new_run_id,
+    receipt_timeline,
+    reconnections,
     write_run,
 )
 from harness.scenario import RunParams, Scenario, ScenarioContext, announced_alert
@@ -244,7 +246,7 @@ async def run_scenario(
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         seed=params.seed,
         config={**params.to_dict(), "elapsed_s": round(time.perf_counter() - t0, 2)},
-        extra=dict(ctx.extra) if ctx else {},
+        extra={**(ctx.extra if ctx else {}), **_reconnections(history)},
         stack=stack.describe(),
         generator=_generator_dict(generator),
         resources=resources,
@@ -253,6 +255,7 @@ async def run_scenario(
         slos=verdicts,
         faults=fault_spans(history),
         timeline=latency_timeline(history, requests=("complete",)),
+        receipts=receipt_timeline(history),
         errors=errors,
         not_applicable=not_applicable,
         interrupted=interrupted,
@@ -332,6 +335,12 @@ async def _run(
             ctx.extra["app_gc_pauses"] = await asyncio.to_thread(_app_gc_pauses, stack)
         await asyncio.to_thread(stack.stop_app)
     return ctx
+
+
+def _reconnections(history: History) -> dict[str, Any]:
+    """Every client outage of the run (for the report), where there was one."""
+    rows = reconnections(history)
+    return {"reconnections": rows} if rows else {}
 
 
 def _saturation_unknown(

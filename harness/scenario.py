@@ -23,7 +23,7 @@ from harness.clients import AppHttp, HttpStatusError, Subscriber, SubscriberFlee
 from harness.clients.subscriber import ClientEvent, ReconnectPolicy
 from harness.contract import SeedResult, TokenScheme
 from harness.errors import ConfigError
-from harness.history import History, Op, Receive
+from harness.history import History, Op, Receive, announced_alert
 from harness.metrics.resources import CpuMark, mark_cpu
 from harness.stack import Stack, _sql
 from harness.stack.app import FANOUTS
@@ -31,16 +31,6 @@ from harness.targets import Target
 from harness.workload import GeneratorReport, OpFailed
 
 __all__ = ["RunParams", "Scenario", "ScenarioContext", "announced_alert"]
-
-
-def announced_alert(receipt: Receive) -> int | None:
-    """The alert a receipt is about: ``new_alert``'s own id, or a room event's ``alertId``."""
-    if receipt.alert_id is not None:
-        return int(receipt.alert_id)
-    payload = receipt.payload
-    if isinstance(payload, dict) and isinstance(payload.get("alertId"), int):
-        return int(payload["alertId"])
-    return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -70,6 +70,7 @@ from harness.history.events import (
     Session,
     SessionType,
     Snapshot,
+    announced_alert,
 )
 from harness.history.jsonl import (
     HISTORY_FORMAT_VERSION,
@@ -101,6 +102,7 @@ __all__ = [
     "Session",
     "SessionType",
     "Snapshot",
+    "announced_alert",
     "event_from_dict",
     "event_to_dict",
     "iter_jsonl",

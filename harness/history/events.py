@@ -27,6 +27,7 @@ __all__ = [
     "Session",
     "SessionType",
     "Snapshot",
+    "announced_alert",
 ]
 
 Id: TypeAlias = int | str
@@ -194,3 +195,13 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
     "snapshot": Snapshot,
 }
 """Event class by ``type``, for decoding."""
+
+
+def announced_alert(receipt: Receive) -> int | None:
+    """The alert a receipt is about: ``new_alert``'s own id, or a room event's ``alertId``."""
+    if receipt.alert_id is not None:
+        return int(receipt.alert_id)
+    payload = receipt.payload
+    if isinstance(payload, dict) and isinstance(payload.get("alertId"), int):
+        return int(payload["alertId"])
+    return None

@@ -24,6 +24,7 @@ from harness.report.results import (
     SCHEMA_VERSION,
     FaultSpan,
     LatencyMetric,
+    ReceiptBucket,
     ResultsFormatError,
     RunResults,
     SelfCheckCell,
@@ -35,7 +36,13 @@ from harness.report.results import (
     write_results,
 )
 from harness.report.run_dir import LATEST, new_run_id, write_run
-from harness.report.timeline import fault_spans, latency_timeline, run_start
+from harness.report.timeline import (
+    fault_spans,
+    latency_timeline,
+    receipt_timeline,
+    reconnections,
+    run_start,
+)
 
 __all__ = [
     "LATEST",
@@ -44,6 +51,7 @@ __all__ = [
     "FaultSpan",
     "FigureComparison",
     "LatencyMetric",
+    "ReceiptBucket",
     "ResultsFormatError",
     "RunResults",
     "SelfCheckCell",
@@ -56,6 +64,8 @@ __all__ = [
     "new_run_id",
     "overall_verdict",
     "read_results",
+    "receipt_timeline",
+    "reconnections",
     "render_comparison_text",
     "render_html",
     "run_start",

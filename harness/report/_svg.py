@@ -33,6 +33,8 @@ class Series:
     name: str
     points: Sequence[tuple[float, float]]
     dots: bool = False
+    #: A thinner dashed line (an envelope such as a max, drawn under the rest).
+    dashed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +154,8 @@ def line_chart(
             out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2" fill="{colour}"/>' for x, y in coords]
         else:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-            out.append(
-                f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>'
-            )
+            style = 'stroke-width="1.2" stroke-dasharray="4 3"' if s.dashed else 'stroke-width="2"'
+            out.append(f'<polyline fill="none" stroke="{colour}" {style} points="{path}"/>')
         lx = frame.left + (n % per_row) * _LEGEND_ITEM_W
         ly = height + 6 + (n // per_row) * _LEGEND_ROW_H
         out.append(

@@ -238,20 +238,28 @@ def _shades(r: RunResults, end_s: float) -> list[Shade]:
 
 
 def _timeline(r: RunResults) -> str:
-    if not r.timeline and not r.faults:
+    if not r.timeline and not r.faults and not r.receipts:
         return ""
-    end_s = max([b.t_s for b in r.timeline] + [f.end_s or f.start_s for f in r.faults] + [0.0])
+    ends = [b.t_s for b in r.timeline] + [b.t_s for b in r.receipts]
+    end_s = max(ends + [f.end_s or f.start_s for f in r.faults] + [0.0])
+    shades = _shades(r, end_s)
+    # The max first, thin and dashed, so that the p99 and p50 stay visible on top.
     series = [
-        Series(f"p{label}", [(b.t_s, v) for b in r.timeline if (v := getattr(b, attr)) is not None])
-        for label, attr in (("50", "p50_ms"), ("99", "p99_ms"), ("max", "max_ms"))
+        Series(
+            label,
+            [(b.t_s, v) for b in r.timeline if (v := getattr(b, attr)) is not None],
+            dashed=label == "max",
+        )
+        for label, attr in (("max", "max_ms"), ("p99", "p99_ms"), ("p50", "p50_ms"))
     ]
     chart = line_chart(
         [s for s in series if s.points],
-        title="Latency over time (faults shaded)",
+        title="Request latency over time (faults shaded)",
         x_label="seconds since start",
         y_label="latency (ms)",
-        shades=_shades(r, end_s),
+        shades=shades,
     )
+    chart += _receipt_charts(r, shades)
     faults = ""
     if r.faults:
         rows = [
@@ -266,6 +274,123 @@ def _timeline(r: RunResults) -> str:
         ]
         faults = _table(["fault", "kind", "target", "start", "heal"], rows)
     return "<h2>Timeline</h2>" + chart + faults
+
+
+def _receipt_charts(r: RunResults, shades: list[Shade]) -> str:
+    """Received events per second, and their delivery p50/p99, per event type."""
+    if not r.receipts:
+        return ""
+    events = sorted({b.event for b in r.receipts})
+    rate = [
+        Series(e, [(b.t_s, float(b.count)) for b in r.receipts if b.event == e]) for e in events
+    ]
+    latency = [
+        Series(
+            f"{e} {label}",
+            [
+                (b.t_s, v)
+                for b in r.receipts
+                if b.event == e and (v := getattr(b, attr)) is not None
+            ],
+            dashed=label == "p50",
+        )
+        for e in events
+        for label, attr in (("p99", "p99_ms"), ("p50", "p50_ms"))
+    ]
+    return line_chart(
+        rate,
+        title="Events received per second, by type (faults shaded)",
+        x_label="seconds since start",
+        y_label="events per second",
+        shades=shades,
+    ) + line_chart(
+        [s for s in latency if s.points],
+        title="Delivery latency over time, by type (commit, else request start -> receipt)",
+        x_label="seconds since start",
+        y_label="latency (ms)",
+        shades=shades,
+    )
+
+
+def _reconnections(r: RunResults) -> str:
+    """Each client's outages: time to reconnect and to be caught up."""
+    rows = r.extra.get("reconnections")
+    if not isinstance(rows, list) or not rows:
+        return ""
+
+    def pct(values: list[float], p: float) -> float | None:
+        if not values:
+            return None
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    back = [float(x["reconnected_ms"]) for x in rows if x.get("reconnected_ms") is not None]
+    caught = [float(x["caught_up_ms"]) for x in rows if x.get("caught_up_ms") is not None]
+    summary = _table(
+        ["", "clients", "p50", "p99", "max", "never"],
+        [
+            [
+                _td(label),
+                _td(_num(len(values)), "num"),
+                _td(_num(pct(values, 50), "ms"), "num"),
+                _td(_num(pct(values, 99), "ms"), "num"),
+                _td(_num(max(values, default=None), "ms"), "num"),
+                _td(_num(len(rows) - len(values)), "num"),
+            ]
+            for label, values in (("drop -> reconnected", back), ("drop -> caught up", caught))
+        ],
+    )
+    slowest = sorted(rows, key=lambda x: -(x.get("caught_up_ms") or float("inf")))[:25]
+    detail = _table(
+        ["client", "dropped at", "reconnected after", "caught up after", "why it dropped"],
+        [
+            [
+                _td(escape(str(x["client"]))),
+                _td(_num(x["dropped_at_s"], "s"), "num"),
+                _td(_num(x["reconnected_ms"], "ms"), "num"),
+                _td(_num(x["caught_up_ms"], "ms"), "num"),
+                _td(escape(str(x.get("reason", "")))),
+            ]
+            for x in slowest
+        ],
+    )
+    return (
+        f"<h2>Reconnections ({len(rows)} client outages)</h2>{summary}"
+        f"<details><summary>the {len(slowest)} slowest to catch up</summary>{detail}</details>"
+    )
+
+
+def _indexes(r: RunResults) -> str:
+    """The ``indexes`` scenario's plans and timings as a table."""
+    data = r.extra.get("indexes")
+    if not isinstance(data, dict) or not data.get("queries"):
+        return ""
+    rows = [
+        [
+            _td(
+                f"<b>{escape(q['query'])}</b><br><span class='muted'>{escape(q['purpose'])}</span>"
+            ),
+            _td(escape(", ".join(q.get("indexes_used") or []) or "none")),
+            _td(escape(", ".join(q.get("seq_scans") or []) or "none")),
+            _td(_num(q.get("with_indexes_ms"), "ms"), "num"),
+            _td(_num(q.get("without_indexes_ms"), "ms"), "num"),
+            _td("n/a" if q.get("speedup") is None else f"{q['speedup']:g}x", "num"),
+            _td("yes" if q.get("judged") else "reported only"),
+        ]
+        for q in data["queries"]
+    ]
+    return f"<h2>Hot queries over {_num(data.get('alerts'))} alerts</h2>" + _table(
+        [
+            "query",
+            "indexes used",
+            "sequential scans",
+            "with indexes",
+            "without",
+            "speed-up",
+            "judged",
+        ],
+        rows,
+    )
 
 
 def _self_check(cells: Sequence[SelfCheckCell]) -> str:
@@ -423,6 +548,8 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _app_gc(results),
             _latency(results),
             _timeline(results),
+            _reconnections(results),
+            _indexes(results),
             _queries(results),
             _self_check(results.self_check),
             comparison_html(baseline),

@@ -23,6 +23,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "FaultSpan",
     "LatencyMetric",
+    "ReceiptBucket",
     "ResultsFormatError",
     "RunResults",
     "SelfCheckCell",
@@ -107,6 +108,23 @@ class TimelineBucket:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiptBucket:
+    """The live events of one type that clients received in one time bucket."""
+
+    t_s: float
+    """Bucket start, seconds from the run's start."""
+    event: str
+    """``new_alert``, ``alerts_refresh``, ``workflow_updated``."""
+    count: int
+    """Receipts in the bucket (per second when the bucket is 1 s)."""
+    p50_ms: float | None
+    """Median delivery latency: commit -> receipt where the target reports its
+    commit time, else request start -> receipt."""
+    p99_ms: float | None
+    """99th percentile of the same."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SelfCheckCell:
     """One cell of the self-check matrix: a scenario run against a flawed pipeline."""
 
@@ -176,6 +194,8 @@ class RunResults:
     """Fault timeline."""
     timeline: tuple[TimelineBucket, ...] = ()
     """Latency over time."""
+    receipts: tuple[ReceiptBucket, ...] = ()
+    """Received events and their delivery latency over time, per event type."""
     self_check: tuple[SelfCheckCell, ...] = ()
     """Self-check matrix cells, when this run is a self-check."""
     errors: tuple[str, ...] = ()
@@ -215,6 +235,7 @@ class RunResults:
             "slos": [s.to_dict() for s in self.slos],
             "faults": [_fields(f) for f in self.faults],
             "timeline": [_fields(b) for b in self.timeline],
+            "receipts": [_fields(b) for b in self.receipts],
             "self_check": [_fields(c) for c in self.self_check],
             "errors": list(self.errors),
             "not_applicable": self.not_applicable,
@@ -253,6 +274,7 @@ class RunResults:
                 slos=tuple(SloVerdict.from_dict(s) for s in data.get("slos") or ()),
                 faults=tuple(_span(f) for f in data.get("faults") or ()),
                 timeline=tuple(TimelineBucket(**b) for b in data.get("timeline") or ()),
+                receipts=tuple(ReceiptBucket(**b) for b in data.get("receipts") or ()),
                 self_check=tuple(SelfCheckCell(**c) for c in data.get("self_check") or ()),
                 errors=tuple(data.get("errors") or ()),
                 not_applicable=data.get("not_applicable"),
@@ -325,6 +347,7 @@ def make_results(
     slos: Sequence[SloVerdict] = (),
     faults: Sequence[FaultSpan] = (),
     timeline: Sequence[TimelineBucket] = (),
+    receipts: Sequence[ReceiptBucket] = (),
     self_check: Sequence[SelfCheckCell] = (),
     errors: Sequence[str] = (),
     unknown_fails: bool = True,
@@ -368,6 +391,7 @@ def make_results(
         slos=tuple(slos),
         faults=tuple(faults),
         timeline=tuple(timeline),
+        receipts=tuple(receipts),
         self_check=tuple(self_check),
         errors=tuple(errors),
         not_applicable=not_applicable,
