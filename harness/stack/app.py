@@ -129,7 +129,9 @@ def _argv(spec: AppSpec, index: int, pg_dsn: str, redis_url: str, port: int) -> 
         return list(spec.argv)
     argv = [sys.executable, "-m", "reference_impl", "--pg-dsn", pg_dsn, "--redis-url", redis_url]
     argv += ["--host", LOOPBACK, "--port", str(port), "--log-level", "WARNING"]
-    argv += ["--token-secret", spec.token_secret]
+    # One argument: a secret may start with "-" (token_urlsafe), which argparse
+    # would take for an option of its own.
+    argv.append(f"--token-secret={spec.token_secret}")
     for flaw in sorted(spec.flaws):
         argv += ["--flaw", flaw]
     if spec.processes > 1 and spec.fanout == "redis":

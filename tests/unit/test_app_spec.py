@@ -45,3 +45,14 @@ def test_requests_take_turns_over_the_app_processes() -> None:
     ]
     with pytest.raises(ValueError, match="at least one URL"):
         AppHttp([])
+
+
+def test_a_secret_that_starts_with_a_dash_reaches_the_reference_intact() -> None:
+    # token_urlsafe() starts with "-" one time in 64: argparse took it for an
+    # option, and the app did not start.
+    from reference_impl.__main__ import build_parser
+
+    secret = "-" + "x" * 40
+    argv = _argv(AppSpec(token_secret=secret), 0, "postgresql://u@127.0.0.1:1/d", "redis://r", 3)
+    assert argv[:3] == [argv[0], "-m", "reference_impl"]
+    assert build_parser().parse_args(argv[3:]).token_secret == secret
