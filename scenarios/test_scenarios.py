@@ -6,6 +6,7 @@ and flaws that a scenario exists to catch make it fail, for the right reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,13 +30,21 @@ def stack(alertbench_stack_config: StackConfig) -> Iterator[Stack]:
         yield stack
 
 
+def reports_dir(tmp_path: Path) -> Path:
+    """Where a test's scenario reports go: ``$ALERTBENCH_ARTIFACTS/scenario-reports``
+    when set (CI keeps them), else the test's own temporary folder."""
+    artifacts = os.environ.get("ALERTBENCH_ARTIFACTS")
+    return Path(artifacts) / "scenario-reports" if artifacts else tmp_path
+
+
 async def _run(stack: Stack, name: str, tmp_path: Path, params: RunParams = SMALL) -> RunResults:
+    flaws = "-".join(sorted(params.flaws)) or "sound"
     return await run_scenario(
         scenarios.SCENARIOS[name],
         stack,
         params,
-        options=RunOptions(reports_dir=tmp_path),
-        run_id=f"test-{name}",
+        options=RunOptions(reports_dir=reports_dir(tmp_path)),
+        run_id=f"test-{name}-{flaws}",
     )
 
 
@@ -53,7 +62,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
     assert all(c.valid is True for c in results.checks), [
         (c.name, c.summary) for c in results.checks if c.valid is not True
     ]
-    report = tmp_path / results.run_id
+    report = reports_dir(tmp_path) / results.run_id
     assert (report / "report.html").stat().st_size > 0
     assert (report / "junit.xml").exists()
     assert (report / "history.jsonl").exists()
