@@ -230,11 +230,11 @@ async def run_scenario(
         logger.exception("scenario %s failed", scenario.name)
         errors.append(f"{type(exc).__name__}: {exc}")
     measurements = collect_measurements(checks)
+    generator = ctx.generator if ctx else None
+    resources = _resources(ctx, generator)
     verdicts = evaluate(slos, measurements) if not_applicable is None else []
-    resources = _resources(ctx, ctx.generator if ctx else None)
     verdicts = _saturation_unknown(verdicts, resources)
     latencies: dict[str, LatencyRecorder] = {}
-    generator = ctx.generator if ctx else None
     if generator is not None:
         latencies["request.corrected"] = generator.latency.corrected
         latencies["request.raw"] = generator.latency.raw
