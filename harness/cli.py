@@ -17,7 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -448,7 +448,6 @@ def _check_flaws(names: Sequence[str], targets: Sequence[Target] | None = None) 
 def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
     import scenarios as suite
     from harness.report import new_run_id
-    from harness.report.suite import finish_run
     from harness.runner import RunOptions, self_check
     from harness.scenario import RunParams
 
@@ -478,20 +477,7 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
     config = StackConfig.from_env(
         provider=args.stack, startup_timeout_s=args.startup_timeout, seed=args.seed
     )
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with contextlib.ExitStack() as finish, start_stack(config) as stack:
-        finish.callback(
-            lambda: (
-                finish_run(
-                    args.reports_dir,
-                    run_id,
-                    started_at=started_at,
-                    command=shlex.join(["alertbench", *sys.argv[1:]]),
-                )
-                if run_dir.exists()
-                else None
-            )
-        )
+    with _run_folder(out, args.reports_dir, run_id, show=False), start_stack(config) as stack:
         result = event_loop.run(
             self_check(
                 stack,
@@ -524,6 +510,25 @@ def _cmd_selfcheck(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     out.print(f"report: {run_dir / 'matrix' / 'report.html'}")
     return result.exit_code
+
+
+@contextlib.contextmanager
+def _run_folder(out: Console, reports_dir: Path, run_id: str, *, show: bool) -> Iterator[None]:
+    """However the run ends (an interruption too), its folder gets its index and
+    ``reports/latest``; with ``show``, the run's summary is the last line."""
+    from harness.report.suite import finish_run
+
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    command = shlex.join(["alertbench", *sys.argv[1:]])
+    try:
+        yield
+    finally:
+        run_dir = reports_dir / run_id
+        if run_dir.exists():
+            line = finish_run(reports_dir, run_id, started_at=started_at, command=command)
+            if show:
+                out.print(f"run: {run_dir / 'index.html'}")
+                out.print(escape(line), highlight=False)
 
 
 def _cmd_compare(args: argparse.Namespace, out: Console) -> int:
@@ -580,7 +585,6 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     from harness.report import RunResults, new_run_id
     from harness.report.compare import compare_runs, load_side
     from harness.report.side_by_side import write_side_by_side
-    from harness.report.suite import finish_run
     from harness.runner import RunOptions, run_scenarios, sweep_rates
     from harness.scenario import RunParams
 
@@ -631,9 +635,7 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     names = ", ".join(t.name for t in targets)
     progress(f"run {run_id}: {', '.join(s.name for s in chosen)} on {names}")
     per_target: dict[str, list[RunResults]] = {}
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    command = shlex.join(["alertbench", *sys.argv[1:]])
-    try:
+    with _run_folder(out, args.reports_dir, run_id, show=True):
         with start_stack(config) as stack, display:
             progress(
                 f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})"
@@ -692,13 +694,6 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
             )
             if comparison.regressions and code == EXIT_OK:
                 code = EXIT_FAILED
-    finally:
-        # However the run ends (an interruption too), its folder gets its
-        # index, and the run's summary is the last line.
-        if run_dir.exists():
-            out.print(f"run: {run_dir / 'index.html'}")
-            line = finish_run(args.reports_dir, run_id, started_at=started_at, command=command)
-            out.print(escape(line), highlight=False)
     return code
 
 

@@ -36,7 +36,6 @@ from collections.abc import Iterator
 from types import FrameType
 
 import pytest
-import redis
 
 from harness.errors import AlertbenchError
 from harness.stack import (
@@ -137,9 +136,5 @@ def toxiproxy_url(alertbench_stack: Stack) -> str:
 @pytest.fixture
 def redis_url(alertbench_stack: Stack) -> str:
     """The stack's Redis (through its proxy), empty at the start of the test."""
-    client = redis.Redis.from_url(alertbench_stack.redis_direct.url)
-    try:
-        client.flushall()
-    finally:
-        client.close()
+    alertbench_stack.flush_redis()
     return alertbench_stack.redis.url

@@ -93,14 +93,6 @@ class RunOptions:
     live_interval_s: float = 1.0
 
 
-#: Latency names by what they run from (the report names them in words).
-LATENCY_ORIGINS: dict[str, str] = {
-    "delivery": "commit -> receipt (the target's commit time)",
-    "receipt_after_request": "request start -> receipt",
-    "receipt_after_response": "response -> receipt (0 when the event came first)",
-}
-
-
 def delivery_latencies(history: History) -> dict[str, LatencyRecorder]:
     """Latencies (ms) to each live event's receipt, per event type, from the history.
 

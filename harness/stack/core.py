@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import redis
+
 from harness.errors import StackStartError, StackUnavailable
 from harness.stack import _sql
 from harness.stack._net import LOOPBACK, redis_ping
@@ -222,6 +224,14 @@ class Stack:
         if not redis_ping(self.redis.host, self.redis.port, password=self.redis.password):
             raise StackUnavailable("redis", f"no PONG from {self.redis.url}", "Is it running?")
         return {"postgres": rows[0]["version"], "redis": "PONG"}
+
+    def flush_redis(self) -> None:
+        """Empty the stack's Redis (directly, not through the proxy)."""
+        client = redis.Redis.from_url(self.redis_direct.url, socket_timeout=10.0)
+        try:
+            client.flushall()
+        finally:
+            client.close()
 
     def local_processes(self) -> dict[str, int]:
         """Process id of each server this stack started on this machine, by name

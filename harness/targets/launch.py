@@ -16,9 +16,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-import asyncpg
-import redis
-
 from harness.contract import CONTRACT_TABLES, apply_schema
 from harness.errors import AlertbenchError
 from harness.stack import AppSpec, Stack, _sql
@@ -93,13 +90,11 @@ def _migrate_command(
 
 
 async def _missing_tables(dsn: str) -> list[str]:
-    conn = await asyncpg.connect(dsn, timeout=30.0)
-    try:
-        rows = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-        )
-    finally:
-        await conn.close()
+    rows = await asyncio.to_thread(
+        _sql.fetch,
+        dsn,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    )
     present = {r["table_name"] for r in rows}
     return [t for t in CONTRACT_TABLES if t not in present]
 
@@ -112,15 +107,15 @@ async def prepare_database(
 
     Reference and command targets get a fresh database on the stack, migrated
     by their own migration (or given the contract's tables), and an empty
-    Redis; a url target's
-    database is the one its file names, and must hold the tables already.
+    Redis; a url target's database is the one its file names, and must hold
+    the tables already.
     """
     if target.url is not None:
         dsn = target.url.pg_dsn
     else:
         # The stack's Redis is the harness's too: no scenario inherits the
         # last one's cache entries, jobs or dead letters.
-        await asyncio.to_thread(_flush_redis, stack.redis_direct.url)
+        await asyncio.to_thread(stack.flush_redis)
         direct = stack.postgres_direct
         await asyncio.to_thread(
             _sql.execute,
@@ -140,14 +135,6 @@ async def prepare_database(
             f" {', '.join(missing)} (docs/contract.md, 'Schema')"
         )
     return dsn
-
-
-def _flush_redis(url: str) -> None:
-    client = redis.Redis.from_url(url, socket_timeout=10.0)
-    try:
-        client.flushall()
-    finally:
-        client.close()
 
 
 def _run_migration(target: Target, argv: list[str], env: dict[str, str]) -> None:
