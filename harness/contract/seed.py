@@ -58,6 +58,11 @@ class SeedSpec:
     items_per_section: int = 3
     inactive_items: int = 1
     """Line items with ``is_active = false`` (never the first one); completion skips them."""
+    late_items: int = 2
+    """Line items "added later": they get the highest ids though they sit earlier
+    in the workflow (never the first one), so id order is not workflow order."""
+    empty_sections: int = 1
+    """Sections without line items in each phase (the workflow skips them)."""
     roles: Mapping[str, str] | None = None
     """Logical role -> the value the target stores in ``project_members.role``
     and ``workflow_line_items.responsible_role`` (None: the logical names)."""
@@ -75,6 +80,10 @@ class SeedSpec:
         total = self.phases * self.sections_per_phase * self.items_per_section
         if not 0 <= self.inactive_items < total:
             raise SeedError(f"inactive_items: must be in 0..{total - 1}, got {self.inactive_items}")
+        if not 0 <= self.late_items < total:
+            raise SeedError(f"late_items: must be in 0..{total - 1}, got {self.late_items}")
+        if self.empty_sections < 0:
+            raise SeedError(f"empty_sections: must be >= 0, got {self.empty_sections}")
         if self.roles is not None:
             missing = [r for r in ROLES if not self.roles.get(r)]
             if missing or len(set(self.roles.values())) != len(self.roles):
@@ -153,26 +162,66 @@ async def _template(conn: Connection, spec: SeedSpec, rng: random.Random) -> lis
             dataclasses.replace(LineItem(*r), responsible_role=spec.logical_role(r[4]))
             for r in rows
         ]
-    phase_id = await _next_id(conn, "workflow_phases")
-    section_id = await _next_id(conn, "workflow_sections")
-    item_id = await _next_id(conn, "workflow_line_items")
-    phases: list[tuple[int, str, str, int]] = []
-    sections: list[tuple[int, int, str, int]] = []
-    items: list[LineItem] = []
-    item_rows: list[tuple[int, int, str, str, int, bool, int]] = []
+    return await _write_template(conn, spec, rng)
+
+
+def _late_ids(first: int, count: int, late: set[int]) -> list[int]:
+    """Ids for ``count`` rows in workflow order where the rows in ``late`` were
+    added last: they get the highest ids, so id order is not workflow order."""
+    ids = [0] * count
+    next_id = first
+    for order in [o for o in range(count) if o not in late] + sorted(late):
+        ids[order] = next_id
+        next_id += 1
+    return ids
+
+
+async def _write_template(conn: Connection, spec: SeedSpec, rng: random.Random) -> list[LineItem]:
+    """Write a template whose id order differs from its workflow order.
+
+    Real templates grow: a phase, a section or a line item added later at an
+    earlier position has a higher id than the rows after it. Here the last
+    ``late_items`` picked line items (never the first) and the second phase
+    were "added later"; ``empty_sections`` sections hold no item; positions
+    are spaced by 10 as an editor leaves them. A target that walks the
+    workflow in id order instead of position order goes wrong here.
+    """
+    phase_first = await _next_id(conn, "workflow_phases")
+    section_first = await _next_id(conn, "workflow_sections")
+    item_first = await _next_id(conn, "workflow_line_items")
+    phase_ids = _late_ids(phase_first, spec.phases, {1} if spec.phases > 2 else set())
+    per_phase = spec.sections_per_phase + spec.empty_sections
+    section_ids = _late_ids(section_first, spec.phases * per_phase, set())
     total = spec.phases * spec.sections_per_phase * spec.items_per_section
     inactive = (
         set(rng.sample(range(1, total), spec.inactive_items)) if spec.inactive_items else set()
     )
+    late = set(rng.sample(range(1, total), spec.late_items)) if spec.late_items else set()
+    item_ids = _late_ids(item_first, total, late)
+    phases: list[tuple[int, str, str, int]] = []
+    sections: list[tuple[int, int, str, int]] = []
+    items: list[LineItem] = []
+    item_rows: list[tuple[int, int, str, str, int, bool, int]] = []
     order = 0
+    section_n = 0
     for p in range(spec.phases):
-        phases.append((phase_id, _PHASES[p], _PHASES[p].upper(), p))
-        for s in range(spec.sections_per_phase):
-            sections.append((section_id, phase_id, f"{_PHASES[p]} section {s + 1}", s))
+        phase_id = phase_ids[p]
+        phases.append((phase_id, _PHASES[p], _PHASES[p].upper(), 10 * p))
+        # The empty sections sit between the first and the second filled one.
+        kinds = [True] + [False] * spec.empty_sections + [True] * (spec.sections_per_phase - 1)
+        filled = 0
+        for s, has_items in enumerate(kinds):
+            section_id = section_ids[section_n]
+            section_n += 1
+            title = f"{_PHASES[p]} section {s + 1}" + ("" if has_items else " (empty)")
+            sections.append((section_id, phase_id, title, 10 * s))
+            if not has_items:
+                continue
+            filled += 1
             for i in range(spec.items_per_section):
-                name = f"{rng.choice(_VERBS)} {rng.choice(_NOUNS)} ({p + 1}.{s + 1}.{i + 1})"
+                name = f"{rng.choice(_VERBS)} {rng.choice(_NOUNS)} ({p + 1}.{filled}.{i + 1})"
                 item = LineItem(
-                    id=item_id,
+                    id=item_ids[order],
                     section_id=section_id,
                     phase_id=phase_id,
                     item_name=name,
@@ -189,13 +238,10 @@ async def _template(conn: Connection, spec: SeedSpec, rng: random.Random) -> lis
                         spec.stored_role(item.responsible_role),
                         item.alert_days,
                         item.is_active,
-                        i,
+                        10 * i,
                     )
                 )
-                item_id += 1
                 order += 1
-            section_id += 1
-        phase_id += 1
     await conn.copy_records_to_table(
         "workflow_phases", records=phases, columns=("id", "name", "phase_type", "position")
     )

@@ -142,3 +142,29 @@ async def test_seed_loads_ten_thousand_projects_in_one_transaction(conn: Connect
         "INSERT INTO projects (name) VALUES ('after the seed') RETURNING id"
     )
     assert new_id == max(result.project_ids) + 1
+
+
+async def test_the_template_is_not_in_id_order_and_has_empty_sections_and_several_phases(
+    conn: Connection,
+) -> None:
+    """Ordering by id and ordering by position must differ, so a target that
+    walks the workflow by id goes wrong on the harness's data."""
+    result = await seed(conn, SeedSpec(projects=1, seed=3))
+    ids = [li.id for li in result.line_items]
+    assert ids != sorted(ids), "line item ids follow workflow order: nothing tells them apart"
+    assert len({li.phase_id for li in result.line_items}) >= 2
+    phase_ids = await conn.fetch("SELECT id FROM workflow_phases ORDER BY position")
+    assert [r["id"] for r in phase_ids] != sorted(r["id"] for r in phase_ids)
+    empty = await conn.fetchval(
+        "SELECT count(*) FROM workflow_sections s WHERE NOT EXISTS"
+        " (SELECT 1 FROM workflow_line_items li WHERE li.section_id = s.id)"
+    )
+    assert empty >= 1
+    by_position = await conn.fetch(
+        "SELECT li.id FROM workflow_line_items li"
+        " JOIN workflow_sections s ON s.id = li.section_id"
+        " JOIN workflow_phases p ON p.id = s.phase_id"
+        " ORDER BY p.position, s.position, li.position, li.id"
+    )
+    assert [r["id"] for r in by_position] == ids
+    assert any(not li.is_active for li in result.line_items)
