@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.checks import CheckResult, FinalState, collect_measurements, run_checks
-from harness.contract import ROLES, SeedSpec, seed_dsn
+from harness.contract import ROLES, SeedResult, SeedSpec, seed_dsn
 from harness.errors import AlertbenchError, ConfigError
 from harness.history import Commit, History, Op, Receive
 from harness.live import live_status
@@ -149,9 +149,11 @@ def seed_spec(
     return SeedSpec(projects=params.projects, users=users, seed=params.seed, roles=roles)
 
 
-async def _final_state(dsn: str, projects: Sequence[int]) -> FinalState:
-    """The alerts and memberships of the scenario's own projects (a url
-    target's database may hold other data too)."""
+async def _final_state(dsn: str, seeded: SeedResult) -> FinalState:
+    """The alerts, memberships and trackers of the scenario's own projects (a
+    url target's database may hold other data too), with the seeded workflow,
+    members and start positions that the workflow checkers judge them by."""
+    projects = seeded.project_ids
     alerts = await asyncio.to_thread(
         _sql.fetch,
         dsn,
@@ -166,7 +168,25 @@ async def _final_state(dsn: str, projects: Sequence[int]) -> FinalState:
         " WHERE project_id = ANY($1::bigint[])",
         list(projects),
     )
-    return FinalState(alerts=alerts, memberships=members)
+    trackers = await asyncio.to_thread(
+        _sql.fetch,
+        dsn,
+        "SELECT project_id, current_line_item_id FROM project_workflow_trackers"
+        " WHERE project_id = ANY($1::bigint[])",
+        list(projects),
+    )
+    first = seeded.active_line_items[0].id if seeded.active_line_items else None
+    return FinalState(
+        alerts=alerts,
+        memberships=members,
+        trackers=trackers,
+        workflow=[
+            {"id": li.id, "role": li.responsible_role, "active": li.is_active}
+            for li in seeded.line_items
+        ],
+        seeded_members={str(p): dict(roles) for p, roles in seeded.members.items()},
+        start_trackers={str(p): first for p in projects},
+    )
 
 
 async def run_scenario(
@@ -208,7 +228,7 @@ async def run_scenario(
             progress(f"{scenario.name}: not applicable: {not_applicable}")
         else:
             ctx = await _run(scenario, stack, params, target, database, history, options, progress)
-            final = await _final_state(ctx.direct_dsn, ctx.seeded.project_ids)
+            final = await _final_state(ctx.direct_dsn, ctx.seeded)
             progress(f"{scenario.name}: checking {len(history)} history events")
             checks = run_checks(scenario.checks, history, final) + ctx.own_checks
     except AlertbenchError:

@@ -223,7 +223,15 @@ class ScenarioContext:
         )
         answered = time.monotonic()
         if response.status in (403, 404, 409):
-            raise OpFailed(f"{response.status} {response.detail()}")
+            refusal = response.body if isinstance(response.body, dict) else {}
+            # A 409 may name the item that was current (the contract's
+            # currentLineItemId): ``linearizable`` checks it was.
+            named = (
+                {"current_line_item_id": refusal["currentLineItemId"]}
+                if response.status == 409 and "currentLineItemId" in refusal
+                else None
+            )
+            raise OpFailed(f"{response.status} {response.detail()}", named)
         if not 200 <= response.status < 300 or not isinstance(response.body, dict):
             raise HttpStatusError(response)
         body: dict[str, Any] = response.body
@@ -260,7 +268,7 @@ class ScenarioContext:
         try:
             result = await self.complete(http, project_id, line_item_id, user_id)
         except OpFailed as exc:
-            return self.history.fail(op, str(exc))
+            return self.history.fail(op, str(exc), exc.value)
         except HttpStatusError as exc:
             if exc.response.status in fail_statuses:
                 return self.history.fail(op, f"{exc.response.status} {exc.response.detail()}")

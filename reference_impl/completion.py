@@ -166,6 +166,23 @@ FROM nxt
 WHERE t.project_id = $1
 RETURNING t.current_line_item_id
 """
+# The flaw ``id_order_advance``: "next" is the next active item by id, as if
+# templates only ever grew at their end.
+_ADVANCE_BY_ID_SQL = """
+WITH nxt AS MATERIALIZED (
+    SELECT (
+        SELECT li.id FROM workflow_line_items li WHERE li.is_active AND li.id > $2
+        ORDER BY li.id LIMIT 1
+    ) AS id
+)
+UPDATE project_workflow_trackers t SET
+    current_line_item_id = nxt.id,
+    completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
+    updated_at = now()
+FROM nxt
+WHERE t.project_id = $1
+RETURNING t.current_line_item_id
+"""
 _COMPLETE_SCOPED_SQL = """
 UPDATE workflow_alerts SET status = 'COMPLETED', completed_at = now()
 WHERE project_id = $1 AND step_id = $2 AND status = 'ACTIVE'
@@ -232,7 +249,8 @@ async def complete_line_item(
             )
         await hooks.after("locked", project_id)
 
-        next_id: int | None = await conn.fetchval(_ADVANCE_SQL, project_id, line_item_id)
+        advance_sql = _ADVANCE_BY_ID_SQL if Flaw.ID_ORDER_ADVANCE in flaws else _ADVANCE_SQL
+        next_id: int | None = await conn.fetchval(advance_sql, project_id, line_item_id)
         await hooks.after("advanced", project_id)
 
         complete_sql = (

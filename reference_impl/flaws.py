@@ -32,6 +32,8 @@ class Flaw(enum.StrEnum):
     """The alert emitter is called inside the transaction, before commit."""
     NO_ROOM_AUTH = "no_room_auth"
     """Socket.IO: ``subscribe_project`` joins any project room (delivery issue)."""
+    ID_ORDER_ADVANCE = "id_order_advance"
+    """Completion moves to the next active line item by id, not in workflow order."""
     NO_REJOIN = "no_rejoin"
     """Socket.IO client: no room re-join or catch-up after a reconnect (delivery issue)."""
 
@@ -48,6 +50,7 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.STALE_CACHE: "the per-user alert cache is never invalidated (TTL only)",
     Flaw.EMIT_BEFORE_COMMIT: "alerts are emitted inside the transaction, before commit",
     Flaw.NO_ROOM_AUTH: "anyone may join any project's Socket.IO room",
+    Flaw.ID_ORDER_ADVANCE: "completion advances to the next line item by id, not position",
     Flaw.NO_REJOIN: "the client neither re-joins rooms nor catches up after a reconnect",
 }
 

@@ -57,6 +57,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "stale_cache": ("cache",),
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),
+    "id_order_advance": ("delivery",),
 }
 
 

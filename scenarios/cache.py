@@ -38,7 +38,11 @@ class CacheScenario:
         "completion that changes it: never a stale list"
     )
     max_projects = MAX_PROJECTS
-    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no_duplicates": {}}
+    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "no_duplicates": {},
+        "linearizable": {},
+        "right_alert": {},
+    }
     # Only duplication_rate applies: no sustained load to judge latency on.
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = only_slos("duplication_rate")
 

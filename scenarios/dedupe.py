@@ -70,7 +70,11 @@ class DedupeScenario:
     # and at 200 still about one in three under CI's load.)
     max_projects = MAX_PROJECTS
     min_projects = MAX_PROJECTS
-    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no_duplicates": {}}
+    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "no_duplicates": {},
+        "linearizable": {},
+        "right_alert": {},
+    }
     # Only duplication_rate applies: no sustained load to judge latency on.
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = only_slos("duplication_rate")
 

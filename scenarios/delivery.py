@@ -46,6 +46,8 @@ class DeliveryScenario:
         "no_duplicates": {},
         "delivery_latency": {},
         "generation_latency": {"requests": ("complete",)},
+        "linearizable": {},
+        "right_alert": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         # A correctness scenario: latency is measured and shown, and judged

@@ -47,6 +47,8 @@ class LoadScenario:
         "queries_per_request": {"exclude": (*DEFAULT_EXCLUDE, r"^SELECT clock_timestamp\(\)$")},
         "generation_latency": {"requests": ("complete",)},
         "delivery_latency": {},
+        "linearizable": {},
+        "right_alert": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {"reconnection_p99_ms": {"enabled": False}}
     #: As many users as projects, each a member of about four projects: 1,000

@@ -48,6 +48,8 @@ class NetworkScenario:
         "no_phantoms": {},
         "no_duplicates": {},
         "reconnection": {"until": "caught_up"},
+        "linearizable": {},
+        "right_alert": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "generation_p99_ms": {"enabled": False},

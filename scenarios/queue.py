@@ -49,7 +49,11 @@ class QueueScenario:
         rollback_rate=FAILURE_RATE, queue_attempts=ATTEMPTS, queue_retry_base_delay_s=0.05
     )
     max_projects = MAX_PROJECTS
-    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no_duplicates": {}}
+    checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "no_duplicates": {},
+        "linearizable": {},
+        "right_alert": {},
+    }
     # Only duplication_rate applies: no sustained load to judge latency on.
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = only_slos("duplication_rate")
 

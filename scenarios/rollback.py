@@ -45,6 +45,8 @@ class RollbackScenario:
         "delivery": {},
         "no_duplicates": {},
         "no_leaks": {},
+        "linearizable": {},
+        "right_alert": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "generation_p99_ms": {"enabled": False},

@@ -87,6 +87,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("cache", "stale_cache", "read_your_writes"),
         ("rollback", "emit_before_commit", "no_phantoms"),
         ("rollback", "non_atomic_completion", "rollback_consistency"),
+        ("delivery", "id_order_advance", "linearizable"),
     ],
 )
 async def test_a_flaw_makes_its_scenario_fail(

@@ -30,6 +30,7 @@ from harness.checks.phantoms import no_phantoms
 from harness.checks.queries import queries_per_request
 from harness.checks.registry import CHECKERS, Checker, collect_measurements, register, run_checks
 from harness.checks.result import CheckResult, FinalState, Validity, merge_validity
+from harness.checks.workflow import linearizable, right_alert
 
 __all__ = [
     "CHECKERS",
@@ -41,6 +42,7 @@ __all__ = [
     "delivery",
     "delivery_latency",
     "generation_latency",
+    "linearizable",
     "merge_validity",
     "no_duplicates",
     "no_leaks",
@@ -48,5 +50,6 @@ __all__ = [
     "queries_per_request",
     "reconnection",
     "register",
+    "right_alert",
     "run_checks",
 ]

@@ -20,6 +20,7 @@ from harness.checks.leaks import no_leaks
 from harness.checks.phantoms import no_phantoms
 from harness.checks.queries import queries_per_request
 from harness.checks.result import CheckResult, FinalState
+from harness.checks.workflow import linearizable, right_alert
 from harness.errors import ConfigError
 from harness.history import Event
 
@@ -45,6 +46,8 @@ CHECKERS: dict[str, Callable[..., CheckResult]] = {
     "generation_latency": generation_latency,
     "delivery_latency": delivery_latency,
     "reconnection": reconnection,
+    "linearizable": linearizable,
+    "right_alert": right_alert,
 }
 """The checkers by name. Each is ``(history, final=None, **options) -> CheckResult``."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -35,6 +35,18 @@ class FinalState:
     ``assigned_to_id`` (``None``: not read)."""
     memberships: Sequence[dict[str, Any]] | None = None
     """``project_members`` rows with ``project_id``, ``user_id`` (``role`` optional)."""
+    trackers: Sequence[dict[str, Any]] | None = None
+    """``project_workflow_trackers`` rows with ``project_id``, ``current_line_item_id``
+    (``None``: the workflow is complete)."""
+    workflow: Sequence[dict[str, Any]] | None = None
+    """The *seeded* template's line items in workflow order (phase, section and
+    item position, then id): ``id``, ``role`` (the harness's logical role
+    name), ``active``. Seeded data, not a read: the checkers judge the
+    target against it, never against its own answers."""
+    seeded_members: Mapping[str, Mapping[str, Any]] | None = None
+    """Seeded data: project id (as text) -> logical role -> user id."""
+    start_trackers: Mapping[str, Any] | None = None
+    """Seeded data: project id (as text) -> its tracker's line item before the run."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

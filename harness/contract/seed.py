@@ -57,10 +57,11 @@ class SeedSpec:
     sections_per_phase: int = 2
     items_per_section: int = 3
     inactive_items: int = 1
-    """Line items with ``is_active = false`` (never the first one); completion skips them."""
+    """Line items with ``is_active = false`` (never the first two); completion skips them."""
     late_items: int = 2
     """Line items "added later": they get the highest ids though they sit earlier
-    in the workflow (never the first one), so id order is not workflow order."""
+    in the workflow (the second one always, never the first), so id order is
+    not workflow order."""
     empty_sections: int = 1
     """Sections without line items in each phase (the workflow skips them)."""
     roles: Mapping[str, str] | None = None
@@ -78,10 +79,10 @@ class SeedSpec:
         if self.phases > len(_PHASES):
             raise SeedError(f"phases: at most {len(_PHASES)}, got {self.phases}")
         total = self.phases * self.sections_per_phase * self.items_per_section
-        if not 0 <= self.inactive_items < total:
-            raise SeedError(f"inactive_items: must be in 0..{total - 1}, got {self.inactive_items}")
-        if not 0 <= self.late_items < total:
-            raise SeedError(f"late_items: must be in 0..{total - 1}, got {self.late_items}")
+        if not 0 <= self.inactive_items < total - 1:
+            raise SeedError(f"inactive_items: must be in 0..{total - 2}, got {self.inactive_items}")
+        if not 0 <= self.late_items < total - 1:
+            raise SeedError(f"late_items: must be in 0..{total - 2}, got {self.late_items}")
         if self.empty_sections < 0:
             raise SeedError(f"empty_sections: must be >= 0, got {self.empty_sections}")
         if self.roles is not None:
@@ -193,10 +194,12 @@ async def _write_template(conn: Connection, spec: SeedSpec, rng: random.Random) 
     per_phase = spec.sections_per_phase + spec.empty_sections
     section_ids = _late_ids(section_first, spec.phases * per_phase, set())
     total = spec.phases * spec.sections_per_phase * spec.items_per_section
+    # The second item is always one "added later" (and active), so a target
+    # walking by id goes wrong at the first completion, in every scenario.
+    late = {1} | set(rng.sample(range(2, total), spec.late_items - 1)) if spec.late_items else set()
     inactive = (
-        set(rng.sample(range(1, total), spec.inactive_items)) if spec.inactive_items else set()
+        set(rng.sample(range(2, total), spec.inactive_items)) if spec.inactive_items else set()
     )
-    late = set(rng.sample(range(1, total), spec.late_items)) if spec.late_items else set()
     item_ids = _late_ids(item_first, total, late)
     phases: list[tuple[int, str, str, int]] = []
     sections: list[tuple[int, int, str, int]] = []
