@@ -121,7 +121,7 @@ def delivery_latencies(history: History) -> dict[str, LatencyRecorder]:
     for r in history.of_type(Receive):
         alert_id = announced_alert(r)
         commit = commits.get(alert_id) if alert_id is not None else None
-        if r.via != "live" or commit is None:
+        if r.via != "live" or r.repeat or commit is None:
             continue
         batch = commit.op_id is not None and kinds.get(commit.op_id) == "generate"
         kind = f"batch.{r.event}" if batch else r.event

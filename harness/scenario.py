@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
@@ -318,10 +319,14 @@ class ScenarioContext:
         """A fleet whose events and sessions land in the history.
 
         ``rejoin`` defaults to the run's flaws: the ``no_rejoin`` flaw is the
-        seed client's, so it is applied here, not in the app.
+        seed client's, so it is applied here, not in the app; so are
+        ``no_client_dedupe`` and ``no_catchup_overlap``.
         """
         if rejoin is None:
             rejoin = "no_rejoin" not in self.params.flaws
+        dedupe = "no_client_dedupe" not in self.params.flaws
+        if "no_catchup_overlap" in self.params.flaws:
+            policy = dataclasses.replace(policy or ReconnectPolicy(), catchup_overlap_ids=0)
         history = self.history
 
         def on_event(user_id: int, event: ClientEvent) -> None:
@@ -337,6 +342,8 @@ class ScenarioContext:
                 project_id=event.data.get("projectId"),
                 via=event.via,
                 payload={"alertId": room_alert} if isinstance(room_alert, int) else None,
+                repeat=event.repeat,
+                surfaced=event.surfaced,
                 mono_s=event.received_at,
             )
 
@@ -359,6 +366,7 @@ class ScenarioContext:
             policy=policy,
             seed=self.params.seed,
             rejoin=rejoin,
+            dedupe=dedupe,
         )
         self._fleets.append(fleet)
         return fleet

@@ -58,6 +58,8 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),
     "id_order_advance": ("delivery",),
+    "no_client_dedupe": ("network",),
+    "no_catchup_overlap": ("network",),
 }
 
 

@@ -48,6 +48,7 @@ class DeliveryScenario:
         "generation_latency": {"requests": ("complete",)},
         "linearizable": {},
         "right_alert": {},
+        "exactly_once": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         # A correctness scenario: latency is measured and shown, and judged

@@ -49,6 +49,7 @@ class LoadScenario:
         "delivery_latency": {},
         "linearizable": {},
         "right_alert": {},
+        "exactly_once": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {"reconnection_p99_ms": {"enabled": False}}
     #: As many users as projects, each a member of about four projects: 1,000

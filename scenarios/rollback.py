@@ -47,6 +47,7 @@ class RollbackScenario:
         "no_leaks": {},
         "linearizable": {},
         "right_alert": {},
+        "exactly_once": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "generation_p99_ms": {"enabled": False},

@@ -22,10 +22,13 @@ reconnection            heal -> client back (``reconnection_p99_ms``)
 ======================  =================================================================
 """
 
+from harness.checks.catch_up import catch_up
 from harness.checks.delivery import delivery
 from harness.checks.duplicates import no_duplicates
+from harness.checks.exactly_once import exactly_once
 from harness.checks.latency import delivery_latency, generation_latency, reconnection
 from harness.checks.leaks import no_leaks
+from harness.checks.monotonic import monotonic_reads
 from harness.checks.phantoms import no_phantoms
 from harness.checks.queries import queries_per_request
 from harness.checks.registry import CHECKERS, Checker, collect_measurements, register, run_checks
@@ -38,12 +41,15 @@ __all__ = [
     "Checker",
     "FinalState",
     "Validity",
+    "catch_up",
     "collect_measurements",
     "delivery",
     "delivery_latency",
+    "exactly_once",
     "generation_latency",
     "linearizable",
     "merge_validity",
+    "monotonic_reads",
     "no_duplicates",
     "no_leaks",
     "no_phantoms",

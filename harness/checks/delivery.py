@@ -35,8 +35,9 @@ def delivery(
     after its reconnect (live or ``sync``); one that never reconnected lost it.
 
     Counts: ``expected``, ``delivered``, ``lost``, ``duplicated`` (the same
-    alert pushed live twice to one client; a ``sync`` repeat of an alert
-    already seen is counted as ``resynced``, not duplicated), ``reordered``
+    alert pushed live twice to one client, whether or not the client dropped
+    the repeat; a ``sync`` repeat of an alert already seen is counted as
+    ``resynced``, not duplicated: catch-up overlaps by design), ``reordered``
     (per client and project, received before an alert committed earlier),
     ``late`` (delivered more than ``late_after_ms`` after the commit, or after
     the reconnect for a disconnected client). Invalid on any lost or
@@ -133,20 +134,26 @@ def _repeats_and_order(
     violations: list[dict[str, Any]],
     fail_on_reorder: bool,
 ) -> tuple[int, int, int]:
+    """Live duplicates (the server pushed one alert twice to a client),
+    ``sync`` repeats (by design: catch-up overlaps), and reordering."""
     duplicated = resynced = reordered = 0
     for client, got in sorted(receipts.items()):
         seen: set[str] = set()
+        seen_live: set[str] = set()
         newest: dict[str, int] = {}  # project -> highest commit index received so far
         for r in sorted(got, key=lambda r: (r.mono_s, r.index)):
             key = str(r.alert_id)
-            if key in seen:
-                if r.via == "sync":
-                    resynced += 1
-                else:
+            if r.via == "live":
+                if key in seen_live:
                     duplicated += 1
                     violations.append(
                         {"kind": "duplicated", "client": client, "alert_id": r.alert_id}
                     )
+                seen_live.add(key)
+            if key in seen:
+                # Live after a sync answer that already held it is no
+                # duplicate push: the socket received it live once.
+                resynced += r.via == "sync"
                 continue
             seen.add(key)
             commit = commits.get(key)

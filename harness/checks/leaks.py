@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.checks.result import DEFAULT_MAX_COUNTEREXAMPLES, CheckResult, FinalState
-from harness.history import Commit, Event, Id, Receive
+from harness.history import Commit, Event, Id, Op, Receive
 
 __all__ = ["no_leaks"]
 
@@ -17,18 +17,23 @@ def no_leaks(
     history: Iterable[Event],
     final: FinalState | None = None,
     *,
+    read_ops: Sequence[str] = ("read_alerts",),
     max_counterexamples: int = DEFAULT_MAX_COUNTEREXAMPLES,
 ) -> CheckResult:
-    """Verifies that every receipt was meant for the receiving user. O(n).
+    """Verifies that every receipt and every alert read was meant for its user. O(n).
 
-    Two rules, each applied when its facts are known:
+    Every path counts: pushed events, ``sync`` answers (receipts ``via
+    sync``) and HTTP reads of a user's list (operations in ``read_ops``
+    whose result lists the ``items`` read). Two rules, each applied when
+    its facts are known:
 
-    - an alert (``alert_id``) goes only to its assignee (from ``Commit``
-      events and ``final.alerts[].assigned_to_id``);
-    - an event about a project (``project_id``) goes only to members of that
+    - an alert goes only to its assignee (from ``Commit`` events and
+      ``final.alerts[].assigned_to_id``);
+    - an event or alert about a project goes only to members of that
       project (``final.memberships``).
 
-    Unknown when neither assignees nor memberships are known, or nothing was received.
+    Unknown when neither assignees nor memberships are known, or nothing was
+    received or read.
     """
     events = list(history)
     assignee: dict[str, str] = {}
@@ -45,8 +50,9 @@ def no_leaks(
     if not assignee and members is None:
         return CheckResult.unknown(NAME, "neither alert assignees nor project memberships known")
     received = [e for e in events if isinstance(e, Receive)]
-    if not received:
-        return CheckResult.unknown(NAME, "no client received anything")
+    reads = _reads(events, read_ops)
+    if not received and not reads:
+        return CheckResult.unknown(NAME, "no client received anything and no list was read")
 
     violations: list[dict[str, Any]] = []
     checked = 0
@@ -67,19 +73,66 @@ def no_leaks(
             )
         elif foreign:
             violations.append({"kind": "foreign_project", **base, "project_id": r.project_id})
-    if checked == 0:
-        return CheckResult.unknown(NAME, "no receipt concerned a known alert or project")
+    read_checked = 0
+    for reader, op, alerts in reads:
+        for item in alerts:
+            alert_id, project_id = item.get("id"), item.get("projectId")
+            owner = assignee.get(str(alert_id))
+            foreign = _foreign(members, project_id, reader)
+            if owner is None and foreign is None:
+                continue
+            read_checked += 1
+            base = {"reader": reader, "op_id": op.op_id, "f": op.f, "mono_s": op.mono_s}
+            if owner is not None and owner != str(reader):
+                violations.append(
+                    {"kind": "read_other_user", **base, "alert_id": alert_id, "assignee_id": owner}
+                )
+            elif foreign:
+                violations.append(
+                    {"kind": "read_foreign_project", **base, "project_id": project_id}
+                )
+    if checked == 0 and read_checked == 0:
+        return CheckResult.unknown(NAME, "no receipt or read concerned a known alert or project")
+    paths = {r.via for r in received} | ({"http"} if reads else set())
     return CheckResult.build(
         NAME,
         violations=violations,
         summary=(
-            f"{len(violations)} receipt(s) reached a user they were not meant for"
+            f"{len(violations)} receipt(s) or read alert(s) reached a user they were not meant for"
             if violations
-            else f"all {checked} checked receipt(s) reached their own user"
+            else f"all {checked} checked receipt(s) and {read_checked} alert(s) read over HTTP"
+            f" reached their own user (paths: {', '.join(sorted(paths))})"
         ),
-        counts={"receipts": len(received), "checked": checked, "leaks": len(violations)},
+        counts={
+            "receipts": len(received),
+            "checked": checked,
+            "sync_receipts": sum(1 for r in received if r.via == "sync"),
+            "reads": len(reads),
+            "read_alerts_checked": read_checked,
+            "leaks": len(violations),
+        },
         max_counterexamples=max_counterexamples,
     )
+
+
+def _reads(
+    events: list[Event], read_ops: Sequence[str]
+) -> list[tuple[str, Op, list[dict[str, Any]]]]:
+    """(reader, completion, alerts read) of each successful list read whose
+    invoke names ``user_id`` and whose result lists ``items`` with ``id`` and
+    ``projectId``."""
+    readers: dict[int, str] = {}
+    out: list[tuple[str, Op, list[dict[str, Any]]]] = []
+    for e in events:
+        if not isinstance(e, Op) or e.f not in read_ops:
+            continue
+        if e.type == "invoke" and isinstance(e.value, dict) and "user_id" in e.value:
+            readers[e.op_id] = str(e.value["user_id"])
+        elif e.type == "ok" and e.op_id in readers and isinstance(e.value, dict):
+            items = e.value.get("items")
+            if isinstance(items, list):
+                out.append((readers[e.op_id], e, [i for i in items if isinstance(i, dict)]))
+    return out
 
 
 def _foreign(

@@ -13,10 +13,13 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from harness.checks.catch_up import catch_up
 from harness.checks.delivery import delivery
 from harness.checks.duplicates import no_duplicates
+from harness.checks.exactly_once import exactly_once
 from harness.checks.latency import delivery_latency, generation_latency, reconnection
 from harness.checks.leaks import no_leaks
+from harness.checks.monotonic import monotonic_reads
 from harness.checks.phantoms import no_phantoms
 from harness.checks.queries import queries_per_request
 from harness.checks.result import CheckResult, FinalState
@@ -48,6 +51,9 @@ CHECKERS: dict[str, Callable[..., CheckResult]] = {
     "reconnection": reconnection,
     "linearizable": linearizable,
     "right_alert": right_alert,
+    "exactly_once": exactly_once,
+    "monotonic_reads": monotonic_reads,
+    "catch_up": catch_up,
 }
 """The checkers by name. Each is ``(history, final=None, **options) -> CheckResult``."""
 

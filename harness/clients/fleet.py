@@ -65,6 +65,7 @@ class SubscriberFleet:
         policy: ReconnectPolicy | None = None,
         seed: int = 0,
         rejoin: bool = True,
+        dedupe: bool = True,
         connect_concurrency: int = 64,
         freeze_gc: bool = True,
     ) -> None:
@@ -87,6 +88,7 @@ class SubscriberFleet:
                 # backoff jitter of a run is reproducible.
                 rng=random.Random(seed * 1_000_003 + sub.user_id),
                 rejoin=rejoin,
+                dedupe=dedupe,
                 on_event=_bind(on_event, sub.user_id) if on_event else None,
                 on_session=_bind_session(on_session, sub.user_id) if on_session else None,
             )

@@ -9,14 +9,18 @@ should have been, on python-socketio's ``AsyncClient``:
   once), seeded so a run is reproducible;
 - on every (re)connect re-subscribes its project rooms and calls ``sync``
   with the last alert id it saw, so it receives what it missed;
-- drops duplicate ``new_alert`` events by alert id (and counts them);
+- surfaces each ``new_alert`` once to its application, dropping repeats by
+  alert id (every receipt, repeats too, still reaches ``on_event``, marked
+  ``repeat`` / ``surfaced``, so the history shows what the server sent);
 - records, per reconnect, when it was disconnected, connected and
   subscribed again, so the harness can measure reconnection time from the
   moment the network healed.
 
 ``rejoin=False`` reproduces the seed's client flaw ``no_rejoin``: after a
-reconnect it neither re-subscribes nor catches up. (It is a flaw of the
-client, so the harness applies it, whatever the target.)
+reconnect it neither re-subscribes nor catches up; ``dedupe=False`` the
+flaw ``no_client_dedupe``: it surfaces repeats (a ``sync`` overlapping what
+came live) to the application. (They are flaws of the client, so the
+harness applies them, whatever the target.)
 """
 
 from __future__ import annotations
@@ -106,6 +110,12 @@ class ClientEvent:
     #: Wall clock (``time.time()``) at receipt, comparable with the server's
     #: ``committedAtMs`` on the same machine.
     received_wall: float = field(default_factory=time.time)
+    #: ``new_alert`` only: this client had received the alert before (a
+    #: server duplicate, or a ``sync`` overlapping what came live).
+    repeat: bool = False
+    #: Handed to the application: the first receipt of an alert, or every
+    #: receipt when the client does not drop repeats (``dedupe=False``).
+    surfaced: bool = True
 
 
 @dataclass
@@ -127,6 +137,7 @@ class AlertClient:
         policy: ReconnectPolicy | None = None,
         rng: random.Random | None = None,
         rejoin: bool = True,
+        dedupe: bool = True,
         on_event: Callable[[ClientEvent], None] | None = None,
         on_session: Callable[[str, dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -135,6 +146,7 @@ class AlertClient:
         self.projects = tuple(projects)
         self.policy = policy or ReconnectPolicy()
         self.rejoin = rejoin
+        self.dedupe = dedupe
         self.reconnects: list[ReconnectRecord] = []
         self.forbidden: list[int] = []
         self._token = token
@@ -305,17 +317,23 @@ class AlertClient:
     # -- events -------------------------------------------------------------
 
     def _accept(self, data: dict[str, Any], *, via: str) -> bool:
+        """Record a ``new_alert`` (every receipt, repeats too, so the history
+        shows what the server sent); True if it was surfaced to the application."""
         alert_id = data.get("id")
         if not isinstance(alert_id, int):
             return False
-        if alert_id in self._state.seen:
+        repeat = alert_id in self._state.seen
+        if repeat:
             self._state.duplicates += 1
-            return False
-        self._state.seen.add(alert_id)
-        self._state.last_alert_id = max(self._state.last_alert_id, alert_id)
+        else:
+            self._state.seen.add(alert_id)
+            self._state.last_alert_id = max(self._state.last_alert_id, alert_id)
+        surfaced = not (repeat and self.dedupe)
         if self._on_event is not None:
-            self._on_event(ClientEvent("new_alert", data, self._clock(), via))
-        return True
+            self._on_event(
+                ClientEvent("new_alert", data, self._clock(), via, repeat=repeat, surfaced=surfaced)
+            )
+        return surfaced
 
     async def _on_new_alert(self, data: object) -> None:
         if isinstance(data, dict):

@@ -96,6 +96,11 @@ class Receive(_Base):
     """``live`` for a pushed event, ``sync`` for one returned by catch-up after a reconnect."""
     payload: Any = None
     """JSON: the event's data as received (optional; large histories may omit it)."""
+    repeat: bool = False
+    """The client had received this alert before (a server duplicate, or a
+    ``sync`` answer overlapping what came live)."""
+    surfaced: bool = True
+    """The client handed it to its application (``exactly_once`` counts these)."""
     type: Literal["receive"] = "receive"
 
 

@@ -204,6 +204,8 @@ class History(Sequence[Event]):
         project_id: Id | None = None,
         via: str = "live",
         payload: Any = None,
+        repeat: bool = False,
+        surfaced: bool = True,
         mono_s: float | None = None,
     ) -> Receive:
         """A client received a server event (``mono_s``: when it arrived)."""
@@ -217,6 +219,8 @@ class History(Sequence[Event]):
                 project_id=project_id,
                 via=via,
                 payload=payload,
+                repeat=repeat,
+                surfaced=surfaced,
                 mono_s=mono,
                 wall_s=wall,
             )

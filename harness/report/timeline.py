@@ -107,7 +107,7 @@ def receipt_timeline(
     counts: dict[tuple[int, str], int] = defaultdict(int)
     recorders: dict[tuple[int, str], LatencyRecorder] = defaultdict(LatencyRecorder)
     for e in evs:
-        if not isinstance(e, Receive) or e.via != "live":
+        if not isinstance(e, Receive) or e.via != "live" or e.repeat:
             continue
         key = (int((e.mono_s - zero) // bucket_s), e.event)
         counts[key] += 1
