@@ -122,10 +122,11 @@ def test_an_unknown_flaw_is_refused_before_anything_starts(
 
 def test_every_flaw_in_the_self_check_matrix_exists_and_its_scenarios_too() -> None:
     import scenarios
+    from harness.targets import CLIENT_FLAWS
     from reference_impl.flaws import Flaw
 
     for flaw, names in scenarios.CATCHES.items():
-        assert Flaw(flaw)
+        assert flaw in CLIENT_FLAWS or Flaw(flaw)
         assert names
         assert all(name in scenarios.SCENARIOS for name in names)
 

@@ -56,9 +56,9 @@ def test_the_reference_target_lists_exactly_the_reference_s_flaws() -> None:
     target = load_target("reference")
     assert target.kind == "reference"
     assert {"queue", "metrics", "commit_timestamp", "fault_injection"} <= target.capabilities
-    # no_rejoin is the client's flaw: the harness applies it to any target.
-    assert set(target.all_flaws) == {str(f) for f in DESCRIPTIONS}
-    assert set(CLIENT_FLAWS) == {"no_rejoin"}
+    # The client's flaws: the harness applies them to any target.
+    assert set(CLIENT_FLAWS) == {"no_rejoin", "no_client_dedupe", "no_catchup_overlap"}
+    assert set(target.all_flaws) == {str(f) for f in DESCRIPTIONS} | set(CLIENT_FLAWS)
 
 
 def test_a_command_target_file_is_read_with_paths_from_its_folder(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_a_command_target_file_is_read_with_paths_from_its_folder(tmp_path: Path
     assert target.roles["project_manager"] == "PROJECT_MANAGER"
     assert target.capabilities == {"queue", "commit_timestamp"}
     assert target.missing(["queue", "fault_injection"]) == ["fault_injection"]
-    assert set(target.all_flaws) == {"no_unique_index", "no_rejoin"}
+    assert set(target.all_flaws) == {"no_unique_index", *CLIENT_FLAWS}
     claims = jwt.decode(
         target.tokens("s" * 32).mint(42), "s" * 32, algorithms=["HS256"], audience="alerts"
     )
