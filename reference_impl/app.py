@@ -27,6 +27,7 @@ from reference_impl.completion import (
 )
 from reference_impl.config import AppConfig
 from reference_impl.metrics import CONTENT_TYPE_LATEST
+from reference_impl.queue import ATTEMPT_TIMES_META
 from reference_impl.realtime import RealtimeEmitter, RealtimeServer
 from reference_impl.relay import Relay
 from reference_impl.runtime import Runtime
@@ -264,6 +265,7 @@ def create_app(
             "attempts": job.attempts,
             "result": job.result,
             "error": _last_line(job.error),
+            "attemptTimesMs": (job.meta or {}).get(ATTEMPT_TIMES_META, []),
         }
 
     @app.get("/api/queue/dead-letters", tags=["queue"])

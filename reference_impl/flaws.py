@@ -26,6 +26,8 @@ class Flaw(enum.StrEnum):
     """Completion runs its statements without a transaction or tracker lock."""
     NO_RETRY = "no_retry"
     """Queued jobs get a single attempt: the first failure is final."""
+    NO_BACKOFF = "no_backoff"
+    """Queued jobs retry at once, without backoff: an outage eats every attempt."""
     STALE_CACHE = "stale_cache"
     """The per-user alert cache is never invalidated; it only expires (TTL)."""
     EMIT_BEFORE_COMMIT = "emit_before_commit"
@@ -47,6 +49,7 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.UNSCOPED_COMPLETE: "completion closes every project's alerts for the step",
     Flaw.NON_ATOMIC_COMPLETION: "completion without a transaction or tracker lock",
     Flaw.NO_RETRY: "queued jobs get a single attempt",
+    Flaw.NO_BACKOFF: "queued jobs retry at once, without backoff",
     Flaw.STALE_CACHE: "the per-user alert cache is never invalidated (TTL only)",
     Flaw.EMIT_BEFORE_COMMIT: "alerts are emitted inside the transaction, before commit",
     Flaw.NO_ROOM_AUTH: "anyone may join any project's Socket.IO room",

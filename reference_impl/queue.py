@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -32,6 +33,7 @@ from reference_impl.flaws import Flaw
 from reference_impl.metrics import Metrics
 
 __all__ = [
+    "ATTEMPT_TIMES_META",
     "COMPLETE_FUNCTION",
     "DEAD_LETTER_STATUSES",
     "CompletionQueue",
@@ -42,6 +44,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 COMPLETE_FUNCTION = "complete_line_item"
+ATTEMPT_TIMES_META = "attempt_times_ms"
+"""Key of ``Job.meta``: each attempt's ``[start, end]`` in epoch milliseconds."""
 DEAD_LETTER_STATUSES = (Status.FAILED, Status.ABORTED)
 """SAQ's unsuccessful terminal states: what this module calls dead letters."""
 
@@ -120,6 +124,7 @@ class CompletionQueue:
             sweep_abort_s=min(1.0, config.queue_sweep_interval_s),
         )
         self._attempts = 1 if config.has(Flaw.NO_RETRY) else config.queue_attempts
+        self._no_backoff = config.has(Flaw.NO_BACKOFF)
 
     async def connect(self) -> None:
         await self.queue.connect()
@@ -137,8 +142,8 @@ class CompletionQueue:
             line_item_id=line_item_id,
             user_id=user_id,
             retries=self._attempts,
-            retry_delay=self._config.queue_retry_base_delay_s,
-            retry_backoff=True,
+            retry_delay=0.0 if self._no_backoff else self._config.queue_retry_base_delay_s,
+            retry_backoff=not self._no_backoff,
             timeout=self._config.queue_job_timeout_s,
             heartbeat=self._config.queue_heartbeat_s,
             ttl=self._config.queue_job_ttl_s,
@@ -171,6 +176,20 @@ class CompletionQueue:
 
         async def complete_line_item(
             ctx: Context, *, project_id: int, line_item_id: int, user_id: int
+        ) -> dict[str, Any]:
+            job = ctx.get("job")
+            started_ms = time.time() * 1000.0
+            try:
+                return await attempt(ctx, project_id, line_item_id, user_id)
+            finally:
+                # Each attempt's [start, end] (epoch ms), saved with the job:
+                # the job status shows them (the contract's attemptTimesMs).
+                if job is not None:
+                    times = job.meta.setdefault(ATTEMPT_TIMES_META, [])
+                    times.append([round(started_ms, 3), round(time.time() * 1000.0, 3)])
+
+        async def attempt(
+            ctx: Context, project_id: int, line_item_id: int, user_id: int
         ) -> dict[str, Any]:
             try:
                 result = await run(project_id, line_item_id, user_id)

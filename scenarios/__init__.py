@@ -54,6 +54,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "non_atomic_completion": ("rollback",),
     "no_rejoin": ("network",),
     "no_retry": ("queue",),
+    "no_backoff": ("queue",),
     "stale_cache": ("cache",),
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),

@@ -3,12 +3,18 @@
 The seed's job queue: a completion posted with ``?mode=queue`` is a SAQ job
 run by the app's worker. Here the app fails a seeded fifth of all
 completion attempts just before their commit (what a dropped connection,
-a deadlock or a restart does), and every project's current step is
-completed through the queue at once. Every job must end ``complete``
+a deadlock or a restart does), and Postgres is out of reach (its proxy
+down) for ``OUTAGE_S`` seconds after the first few projects' current step
+was queued: every attempt fails until it heals, and only a backoff carries
+those jobs past the outage. Then every other project's step is queued at
+once. Every job must end ``complete``
 (retried with backoff until an attempt commits), every project must have
-moved on exactly one step, and the dead-letter list must stay empty. The
-single-attempt queue (``--flaw no_retry``) loses about a fifth of the
-completions to the dead-letter list and fails here.
+moved on exactly one step, and the dead-letter list must stay empty. Where
+the target reports each attempt's times (``attemptTimesMs``),
+``retry_schedule`` checks every delay against the configured backoff. The
+single-attempt queue (``--flaw no_retry``) and the queue that retries at
+once (``--flaw no_backoff``, its attempts spent within the outage) lose
+completions to the dead-letter list and fail here.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult
 from harness.checks.result import Validity
 from harness.clients import AppHttp
+from harness.faults import FaultEvent, ToxiproxyClient, down
 from harness.history import Op
 from harness.scenario import ScenarioContext
 from harness.slo import only_slos
@@ -32,8 +39,16 @@ __all__ = ["QueueScenario"]
 
 MAX_PROJECTS = 60
 FAILURE_RATE = 0.2
-#: With 10 attempts a job is lost only if 10 draws in a row fail: 0.2**10.
-ATTEMPTS = 10
+#: The Postgres outage the first jobs are queued into, and how many they are.
+OUTAGE_S = 3.0
+OUTAGE_JOBS = 4
+#: The backoff's first delay; each retry doubles its cap (full jitter).
+BASE_DELAY_S = 0.05
+#: Enough attempts that no job runs out of them within the outage: with
+#: full jitter the first 15 delays' caps add up to 0.05 x (2**15 - 1) s, and
+#: the chance that they fit in 3 s is negligible; the 20 % injected
+#: failures lose a job only if 16 draws in a row fail.
+ATTEMPTS = 16
 JOBS_TIMEOUT_S = 60.0
 _ENDED = {"complete", "failed", "aborted"}
 
@@ -46,13 +61,16 @@ class QueueScenario:
     )
     needs = ("queue", "fault_injection")
     inject = Injection(
-        rollback_rate=FAILURE_RATE, queue_attempts=ATTEMPTS, queue_retry_base_delay_s=0.05
+        rollback_rate=FAILURE_RATE,
+        queue_attempts=ATTEMPTS,
+        queue_retry_base_delay_s=BASE_DELAY_S,
     )
     max_projects = MAX_PROJECTS
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "no_duplicates": {},
         "linearizable": {},
         "right_alert": {},
+        "retry_schedule": {"base_s": BASE_DELAY_S, "max_attempts": ATTEMPTS},
     }
     # Only duplication_rate applies: no sustained load to judge latency on.
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = only_slos("duplication_rate")
@@ -60,9 +78,25 @@ class QueueScenario:
     async def run(self, ctx: ScenarioContext) -> None:
         projects = ctx.seeded.project_ids[:MAX_PROJECTS]
         first, second = ctx.seeded.active_line_items[:2]
-        async with ctx.http() as http:
-            jobs = await asyncio.gather(*(self._enqueue(ctx, http, p, first.id) for p in projects))
+        async with ctx.http() as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
+            outage = down(tp, ctx.stack.toxiproxy.proxy_name("postgres"), for_s=OUTAGE_S)
+            outage.on_event = _recorder(ctx)
+            # First a few jobs through a Postgres outage (down first, then the
+            # jobs: every first attempt meets it); few, so that the worker's
+            # own pace does not stand in for a backoff. Then the rest.
+            await outage.start()
+            try:
+                jobs = await asyncio.gather(
+                    *(self._enqueue(ctx, http, p, first.id) for p in projects[:OUTAGE_JOBS])
+                )
+                await asyncio.sleep(OUTAGE_S)  # the outage's length, not a synchronisation
+            finally:
+                await outage.heal()
             ended = await self._wait(ctx, http, [j for j in jobs if j is not None])
+            jobs = await asyncio.gather(
+                *(self._enqueue(ctx, http, p, first.id) for p in projects[OUTAGE_JOBS:])
+            )
+            ended |= await self._wait(ctx, http, [j for j in jobs if j is not None])
             letters = await http.get(
                 "/api/queue/dead-letters", headers=self._auth(ctx, projects[0])
             )
@@ -146,7 +180,11 @@ class QueueScenario:
                     continue
                 del pending[job_id]
                 ended[job_id] = status
-                value = {"attempts": body.get("attempts"), "result": body.get("result")}
+                value = {
+                    "attempts": body.get("attempts"),
+                    "result": body.get("result"),
+                    "attempt_times_ms": body.get("attemptTimesMs"),
+                }
                 if status == "complete":
                     ctx.history.ok(op, value)
                 else:
@@ -157,3 +195,10 @@ class QueueScenario:
             ctx.history.info(op, f"job {job_id} not ended after {JOBS_TIMEOUT_S:g} s")
             ended[job_id] = "pending"
         return ended
+
+
+def _recorder(ctx: ScenarioContext) -> Callable[[FaultEvent], None]:
+    def record(event: FaultEvent) -> None:
+        ctx.history.record_fault(event)
+
+    return record

@@ -88,6 +88,9 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("rollback", "emit_before_commit", "no_phantoms"),
         ("rollback", "non_atomic_completion", "rollback_consistency"),
         ("delivery", "id_order_advance", "linearizable"),
+        ("queue", "no_backoff", "retry_schedule"),
+        ("network", "no_catchup_overlap", "catch_up"),
+        ("network", "no_client_dedupe", "exactly_once"),
     ],
 )
 async def test_a_flaw_makes_its_scenario_fail(

@@ -33,6 +33,7 @@ from harness.checks.phantoms import no_phantoms
 from harness.checks.queries import queries_per_request
 from harness.checks.registry import CHECKERS, Checker, collect_measurements, register, run_checks
 from harness.checks.result import CheckResult, FinalState, Validity, merge_validity
+from harness.checks.retries import retry_schedule
 from harness.checks.workflow import linearizable, right_alert
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "queries_per_request",
     "reconnection",
     "register",
+    "retry_schedule",
     "right_alert",
     "run_checks",
 ]

@@ -23,6 +23,7 @@ from harness.checks.monotonic import monotonic_reads
 from harness.checks.phantoms import no_phantoms
 from harness.checks.queries import queries_per_request
 from harness.checks.result import CheckResult, FinalState
+from harness.checks.retries import retry_schedule
 from harness.checks.workflow import linearizable, right_alert
 from harness.errors import ConfigError
 from harness.history import Event
@@ -54,6 +55,7 @@ CHECKERS: dict[str, Callable[..., CheckResult]] = {
     "exactly_once": exactly_once,
     "monotonic_reads": monotonic_reads,
     "catch_up": catch_up,
+    "retry_schedule": retry_schedule,
 }
 """The checkers by name. Each is ``(history, final=None, **options) -> CheckResult``."""
 

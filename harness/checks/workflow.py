@@ -87,12 +87,10 @@ def _completions(events: Iterable[Event], ops: Sequence[str]) -> dict[str, list[
         end = ends.get(op_id)
         outcome: Outcome = "unknown"
         named: object = _UNNAMED
-        if end is not None and end.type == "ok":
+        if end is not None and inv.f == "complete_queued":
+            outcome = _queued_outcome(end)
+        elif end is not None and end.type == "ok":
             outcome = "advanced"
-            if inv.f == "complete_queued":
-                result = end.value.get("result") if isinstance(end.value, dict) else None
-                kind = result.get("outcome") if isinstance(result, dict) else None
-                outcome = _QUEUED_OUTCOMES.get(str(kind), "unknown")
         elif end is not None and end.type == "fail":
             outcome = "refused" if (end.error or "").startswith("409") else "failed"
             if isinstance(end.value, dict) and "current_line_item_id" in end.value:
@@ -112,6 +110,28 @@ def _completions(events: Iterable[Event], ops: Sequence[str]) -> dict[str, list[
             )
         )
     return out
+
+
+def _queued_outcome(end: Op) -> Outcome:
+    """A queued job's outcome. A job retries after any error, including one
+    raised after its attempt committed (a dropped connection): a later
+    attempt then finds the step done and ends ``stale``, and a job that
+    fails all its attempts may still have committed in one of them. So
+    only a first-attempt ``stale`` is a definite refusal, only a rejection
+    (403/404) a definite failure; the rest is resolved by the final read."""
+    value = end.value if isinstance(end.value, dict) else {}
+    attempts = value.get("attempts")
+    first = attempts == 1
+    if end.type == "fail":
+        rejected = any(code in (end.error or "") for code in ("403", "404"))
+        return "failed" if rejected else "unknown"
+    if end.type != "ok":
+        return "unknown"
+    result = value.get("result")
+    kind = _QUEUED_OUTCOMES.get(str(result.get("outcome")) if isinstance(result, dict) else "")
+    if kind == "refused" and not first:
+        return "unknown"
+    return kind or "unknown"
 
 
 def _seeded(

@@ -246,3 +246,14 @@ def test_without_seeded_workflow_trackers_or_completions_the_verdict_is_unknown(
     assert linearizable(empty, state).valid == "unknown"
     names = [r.name for r in run_checks(["linearizable", "right_alert"], h, state)]
     assert names == ["linearizable", "right_alert"]
+
+
+def test_a_queued_job_that_committed_then_retried_into_stale_is_resolved_not_refused() -> None:
+    """The first attempt committed and then raised (a dropped connection): the
+    retry finds the step done. The job ends complete, outcome stale."""
+    h, clock = new_history()
+    stale = {"attempts": 2, "result": {"outcome": "stale"}}
+    complete(h, clock, 10, 0.0, 1.0, f="complete_queued", value=stale)
+    result = linearizable(h, final(30))
+    assert result.valid is True, result.counterexamples
+    assert result.counts["resolved_indeterminate"] == 1
