@@ -253,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list the scenarios and the flaws")
     _add_target_flag(listing, many=True)
+    listing.add_argument(
+        "--checks",
+        action="store_true",
+        help="list every invariant the checks judge, and the scenarios that judge it",
+    )
 
     selfcheck = commands.add_parser(
         "selfcheck",
@@ -560,8 +565,19 @@ def _cmd_compare(args: argparse.Namespace, out: Console) -> int:
 
 
 def _cmd_list(args: argparse.Namespace, out: Console) -> int:
-    from scenarios import CATCHES, MAIN_SUITE, SCENARIOS
+    from scenarios import CATCHES, MAIN_SUITE, SCENARIOS, judged_by
 
+    if args.checks:
+        from harness.checks.catalog import INVARIANTS
+
+        checks = Table(title="what the checks judge (--checks)")
+        checks.add_column("check", no_wrap=True)  # names are copied into commands
+        checks.add_column("invariant")
+        checks.add_column("judged in")
+        for check, scenarios in judged_by().items():
+            checks.add_row(check, INVARIANTS.get(check, ""), ", ".join(scenarios) or "-")
+        out.print(checks)
+        return EXIT_OK
     table = Table(title="alertbench scenarios")
     table.add_column("scenario")
     table.add_column("main suite")

@@ -7,6 +7,7 @@ main command runs.
 
 from __future__ import annotations
 
+from harness.checks.catalog import INVARIANTS, SCENARIO_CHECKS
 from harness.errors import ConfigError
 from harness.scenario import Scenario
 from scenarios.cache import CacheScenario
@@ -18,7 +19,7 @@ from scenarios.network import NetworkScenario
 from scenarios.queue import QueueScenario
 from scenarios.rollback import RollbackScenario
 
-__all__ = ["CATCHES", "MAIN_SUITE", "SCENARIOS", "get"]
+__all__ = ["CATCHES", "MAIN_SUITE", "SCENARIOS", "checks_of", "get", "judged_by"]
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -72,3 +73,17 @@ def get(names: list[str]) -> list[Scenario]:
             "scenario", f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(SCENARIOS)}"
         )
     return [SCENARIOS[n] for n in names]
+
+
+def checks_of(name: str) -> list[str]:
+    """Every check scenario ``name`` judges: its history checkers, then its own."""
+    return [*SCENARIOS[name].checks, *SCENARIO_CHECKS.get(name, ())]
+
+
+def judged_by() -> dict[str, list[str]]:
+    """Check name -> the scenarios that judge it, for every check in the catalog."""
+    out: dict[str, list[str]] = {check: [] for check in INVARIANTS}
+    for name in SCENARIOS:
+        for check in checks_of(name):
+            out.setdefault(check, []).append(name)
+    return out

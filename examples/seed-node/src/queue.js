@@ -114,6 +114,7 @@ export class CompletionQueue {
       attempts: attemptsOf(job),
       result: job.returnvalue ?? null,
       error: lastLine(job.failedReason),
+      attemptTimesMs: job.data.attempt_times_ms ?? [],
     };
   }
 
@@ -126,7 +127,11 @@ export class CompletionQueue {
         jobId: job.id,
         status: 'failed',
         attempts: attemptsOf(job),
-        kwargs: { ...job.data },
+        kwargs: {
+          project_id: job.data.project_id,
+          line_item_id: job.data.line_item_id,
+          user_id: job.data.user_id,
+        },
         error: lastLine(job.failedReason) ?? '',
       }))
       .sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
@@ -139,6 +144,17 @@ export class CompletionQueue {
   startWorker(run) {
     if (this.worker !== null) return;
     const processor = async (job) => {
+      const started = Date.now();
+      try {
+        return await attempt(job);
+      } finally {
+        // Each attempt's [start, end] (epoch ms), kept with the job: the
+        // contract's attemptTimesMs, for the harness's retry_schedule check.
+        const times = [...(job.data.attempt_times_ms ?? []), [started, Date.now()]];
+        await job.updateData({ ...job.data, attempt_times_ms: times });
+      }
+    };
+    const attempt = async (job) => {
       const { project_id: projectId, line_item_id: lineItemId, user_id: userId } = job.data;
       let result;
       try {
