@@ -14,12 +14,25 @@ no_duplicates           never two ACTIVE alerts per project step, in every ``ale
 delivery                every committed alert reached every entitled client: lost,
                         duplicated, reordered, late (``delivery_rate``)
 no_phantoms             no alert received that was never committed
-no_leaks                no alert to another user, no event of a foreign project
+no_leaks                no alert to another user, no event of a foreign project, on
+                        pushed events, ``sync`` answers and HTTP reads
 queries_per_request     pg_stat_statements delta / ok requests (``queries_per_request``)
 generation_latency      request -> commit from the intended start (``generation_p99_ms``)
 delivery_latency        commit -> receipt (``delivery_p99_ms``)
 reconnection            heal -> client back (``reconnection_p99_ms``)
+linearizable            per project, completions form one chain in workflow order; a 409
+                        only when stale (against the seeded workflow and final trackers)
+right_alert             each alert for a reached step, one per step, assigned by the
+                        seed's roles
+exactly_once            no alert surfaced twice to a client's application, by any path
+catch_up                after a reconnect, everything committed meanwhile (even out of id
+                        order) was there when the client said it had caught up
+monotonic_reads         no user reads an older alert list after a newer one
+retry_schedule          queued retries follow the backoff; jobs end once
 ======================  =================================================================
+
+:mod:`harness.checks.catalog` says in one line what each check judges
+(``alertbench list --checks``).
 """
 
 from harness.checks.catch_up import catch_up
