@@ -34,6 +34,8 @@ class Flaw(enum.StrEnum):
     """The alert emitter is called inside the transaction, before commit."""
     NO_ROOM_AUTH = "no_room_auth"
     """Socket.IO: ``subscribe_project`` joins any project room (delivery issue)."""
+    MEMORY_LEAK = "memory_leak"
+    """Every completion keeps 64 KB in a list that is never emptied."""
     ID_ORDER_ADVANCE = "id_order_advance"
     """Completion moves to the next active line item by id, not in workflow order."""
     NO_REJOIN = "no_rejoin"
@@ -53,6 +55,7 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.STALE_CACHE: "the per-user alert cache is never invalidated (TTL only)",
     Flaw.EMIT_BEFORE_COMMIT: "alerts are emitted inside the transaction, before commit",
     Flaw.NO_ROOM_AUTH: "anyone may join any project's Socket.IO room",
+    Flaw.MEMORY_LEAK: "every completion keeps 64 KB that is never freed",
     Flaw.ID_ORDER_ADVANCE: "completion advances to the next line item by id, not position",
     Flaw.NO_REJOIN: "the client neither re-joins rooms nor catches up after a reconnect",
 }

@@ -70,6 +70,7 @@ class Runtime:
         self.hooks = hooks
         self.emitter = emitter
         self._worker: Worker[Context] | None = None
+        self._kept: list[bytes] = []  # the memory_leak flaw's
         self._worker_task: asyncio.Task[None] | None = None
         self._unwatch_gc = metrics.watch_gc()
 
@@ -198,6 +199,8 @@ class Runtime:
         self.metrics.alert_generation_seconds.labels("complete").observe(
             time.perf_counter() - started
         )
+        if Flaw.MEMORY_LEAK in self.config.flaws:
+            self._kept.append(b"x" * 65536)  # the flaw: 64 KB written, never freed
         if result.alert is not None:
             self.metrics.alerts_created.labels("complete").inc()
         await self.cache.invalidate(result.affected_user_ids)

@@ -18,6 +18,7 @@ from scenarios.load import LoadScenario
 from scenarios.network import NetworkScenario
 from scenarios.queue import QueueScenario
 from scenarios.rollback import RollbackScenario
+from scenarios.soak import SoakScenario
 
 __all__ = ["CATCHES", "MAIN_SUITE", "SCENARIOS", "checks_of", "get", "judged_by"]
 
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, Scenario] = {
         CacheScenario(),
         RollbackScenario(),
         IndexScenario(),
+        SoakScenario(),
     )
 }
 MAIN_SUITE: tuple[str, ...] = (
@@ -60,6 +62,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),
     "id_order_advance": ("delivery",),
+    "memory_leak": ("soak",),
     "no_client_dedupe": ("network",),
     "no_catchup_overlap": ("network",),
 }

@@ -100,3 +100,28 @@ async def test_a_flaw_makes_its_scenario_fail(
     results = await _run(stack, name, tmp_path, params)
     assert caught_by in _failed(results), [(c.name, c.summary) for c in results.checks]
     assert results.exit_code == 1
+
+
+SOAK = RunParams(projects=200, rate_per_s=20.0, duration_s=20.0, seed=7, drain_s=10.0)
+
+
+async def test_a_short_soak_stays_flat_and_plots_every_series(stack: Stack, tmp_path: Path) -> None:
+    results = await _run(stack, "soak", tmp_path, SOAK)
+    assert results.errors == ()
+    growth = next(c for c in results.checks if c.name == "resource_growth")
+    assert growth.valid is True, growth.summary
+    series = results.extra["soak"]["series"]
+    assert set(series) == {"app_rss_mb", "app_fds", "pg_connections", "redis_used_mb"}
+    assert all(s["held"] is True for s in series.values())
+    html = (reports_dir(tmp_path) / results.run_id / "report.html").read_text(encoding="utf-8")
+    assert "Resources over the soak" in html
+    assert html.count("over the soak; the warm-up is shaded") == 4
+
+
+async def test_a_leak_fails_the_soak(stack: Stack, tmp_path: Path) -> None:
+    params = RunParams(**{**SOAK.to_dict(), "flaws": frozenset({"memory_leak"})})
+    results = await _run(stack, "soak", tmp_path, params)
+    assert _failed(results) == {"resource_growth"}, [c.summary for c in results.checks]
+    grew = results.extra["soak"]["series"]["app_rss_mb"]
+    assert grew["held"] is False
+    assert results.exit_code == 1

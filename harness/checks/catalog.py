@@ -51,6 +51,8 @@ INVARIANTS: Final[dict[str, str]] = {
     " no dead letters",
     "read_your_writes": "a read right after a completion's response shows it, through the cache",
     "index_use": "the hot queries use an index, never a sequential scan of workflow_alerts",
+    "resource_growth": "after a warm-up, app memory and file descriptors, Postgres connections"
+    " and Redis memory grow no faster than their bounds",
 }
 """Check name -> the invariant (or measurement) it judges."""
 
@@ -62,5 +64,6 @@ SCENARIO_CHECKS: Final[dict[str, tuple[str, ...]]] = {
     "queue": ("queued_completions",),
     "cache": ("read_your_writes",),
     "indexes": ("index_use",),
+    "soak": ("resource_growth",),
 }
 """Scenario -> the checks it reaches itself (besides its history checkers)."""

@@ -475,6 +475,57 @@ def _resources(r: RunResults) -> str:
 _GENERATIONS = {"0": "0 (young)", "1": "1", "2": "2 (full)"}
 
 
+def _soak(r: RunResults) -> str:
+    """The soak's resource series over time, and each one's slope against its bound."""
+    soak = r.extra.get("soak") if r.extra else None
+    if not soak:
+        return ""
+    samples = soak.get("samples") or []
+    series = soak.get("series") or {}
+    warmup = float(soak.get("warmup_s") or 0.0)
+    charts = []
+    rows = []
+    for name, judged in series.items():
+        points = [(float(s["t_s"]), float(s[name])) for s in samples if name in s]
+        unit = str(judged.get("unit", ""))
+        charts.append(
+            line_chart(
+                [Series(name, points)],
+                title=f"{name} ({unit}) over the soak; the warm-up is shaded",
+                x_label="seconds since the load started",
+                y_label=unit,
+                shades=[Shade(0.0, warmup, "warm-up (left out of the slope)")] if warmup else [],
+            )
+        )
+        held = judged.get("held")
+        verdict = "unmeasured" if held is None else ("held" if held else "GREW")
+        rows.append(
+            [
+                _td(escape(name)),
+                _td(_num(judged.get("first")), "num"),
+                _td(_num(judged.get("last")), "num"),
+                _td(_num(judged.get("slope_per_min")), "num"),
+                _td(_num(judged.get("bound_per_min")), "num"),
+                _td(escape(f"{unit}/min")),
+                _td(verdict),
+            ]
+        )
+    unmeasured = soak.get("unmeasured") or {}
+    note = (
+        '<p class="muted">Unmeasured: '
+        + escape("; ".join(f"{k} ({v})" for k, v in sorted(unmeasured.items())))
+        + "</p>"
+        if unmeasured
+        else ""
+    )
+    table = _table(["series", "first", "last", "slope", "bound", "unit", "verdict"], rows)
+    return (
+        "<h2>Resources over the soak</h2><p>Sampled every "
+        f"{_num(soak.get('interval_s'))} s; the slope is a least-squares fit after the "
+        "warm-up, per minute.</p>" + table + note + "".join(charts)
+    )
+
+
 def _app_gc(r: RunResults) -> str:
     found = r.extra.get("app_gc_pauses") if r.extra else None
     if not found:
@@ -546,6 +597,7 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _generator(results),
             _resources(results),
             _app_gc(results),
+            _soak(results),
             _latency(results),
             _timeline(results),
             _reconnections(results),
