@@ -1,6 +1,6 @@
 """``soak``: a long steady load; no resource of the pipeline may keep growing.
 
-``alertbench run soak --duration 600``: completions arrive open-loop at a
+``alertbench run soak --duration 600`` (at least 20 s): completions arrive open-loop at a
 steady rate (at most ``MAX_RATE``, and lower if the projects cannot supply
 that many steps for the whole duration: more ``--projects``, more steps) with
 one subscriber per assignee, while a sampler reads every second the app's
@@ -34,6 +34,9 @@ MAX_RATE = 50.0
 #: the allocator settling.
 WARMUP_SHARE = 0.25
 SAMPLE_INTERVAL_S = 1.0
+#: A soak shorter than this has too few samples after its warm-up for a
+#: slope: shorter --duration values are raised to it.
+MIN_DURATION_S = 20.0
 
 
 class SoakScenario:
@@ -62,13 +65,15 @@ class SoakScenario:
     async def run(self, ctx: ScenarioContext) -> None:
         params = ctx.params
         workload = RoundRobin(ctx.seeded)
-        rate = min(params.rate_per_s, MAX_RATE, workload.capacity / params.duration_s)
-        total = max(1, math.floor(rate * params.duration_s))
+        duration = max(params.duration_s, MIN_DURATION_S)
+        rate = min(params.rate_per_s, MAX_RATE, workload.capacity / duration)
+        total = max(1, math.floor(rate * duration))
+        ctx.extra["soak_duration_s"] = duration
         ctx.extra["soak_rate_per_s"] = round(rate, 3)
         if rate < min(params.rate_per_s, MAX_RATE):
             ctx.extra["soak_rate_note"] = (
                 f"{len(ctx.seeded.project_ids)} projects supply {workload.capacity} steps:"
-                f" {rate:.2f}/s for {params.duration_s:g} s (more --projects for more)"
+                f" {rate:.2f}/s for {duration:g} s (more --projects for more)"
             )
         fleet = ctx.fleet(workload.subscribers(total))
         await fleet.start()
