@@ -320,7 +320,7 @@ class ScenarioContext:
 
         ``rejoin`` defaults to the run's flaws: the ``no_rejoin`` flaw is the
         seed client's, so it is applied here, not in the app; so are
-        ``no_client_dedupe`` and ``no_catchup_overlap``.
+        ``no_sync``, ``no_client_dedupe`` and ``no_catchup_overlap``.
         """
         if rejoin is None:
             rejoin = "no_rejoin" not in self.params.flaws
@@ -367,6 +367,7 @@ class ScenarioContext:
             seed=self.params.seed,
             rejoin=rejoin,
             dedupe=dedupe,
+            sync="no_sync" not in self.params.flaws,
         )
         self._fleets.append(fleet)
         return fleet

@@ -183,6 +183,27 @@ FROM nxt
 WHERE t.project_id = $1
 RETURNING t.current_line_item_id
 """
+# The flaw ``ignore_phase_order``: sections and items ordered as if the
+# template had one phase.
+_ADVANCE_IGNORING_PHASES_SQL = """
+WITH nxt AS MATERIALIZED (
+    SELECT (
+        SELECT li.id FROM workflow_line_items li
+        JOIN workflow_sections s ON s.id = li.section_id
+        WHERE li.is_active AND (s.position, li.position, li.id) > (
+            SELECT s0.position, li0.position, li0.id FROM workflow_line_items li0
+            JOIN workflow_sections s0 ON s0.id = li0.section_id WHERE li0.id = $2)
+        ORDER BY s.position, li.position, li.id LIMIT 1
+    ) AS id
+)
+UPDATE project_workflow_trackers t SET
+    current_line_item_id = nxt.id,
+    completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
+    updated_at = now()
+FROM nxt
+WHERE t.project_id = $1
+RETURNING t.current_line_item_id
+"""
 _COMPLETE_SCOPED_SQL = """
 UPDATE workflow_alerts SET status = 'COMPLETED', completed_at = now()
 WHERE project_id = $1 AND step_id = $2 AND status = 'ACTIVE'
@@ -249,7 +270,11 @@ async def complete_line_item(
             )
         await hooks.after("locked", project_id)
 
-        advance_sql = _ADVANCE_BY_ID_SQL if Flaw.ID_ORDER_ADVANCE in flaws else _ADVANCE_SQL
+        advance_sql = _ADVANCE_SQL
+        if Flaw.ID_ORDER_ADVANCE in flaws:
+            advance_sql = _ADVANCE_BY_ID_SQL
+        elif Flaw.IGNORE_PHASE_ORDER in flaws:
+            advance_sql = _ADVANCE_IGNORING_PHASES_SQL
         next_id: int | None = await conn.fetchval(advance_sql, project_id, line_item_id)
         await hooks.after("advanced", project_id)
 

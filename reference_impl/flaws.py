@@ -36,6 +36,8 @@ class Flaw(enum.StrEnum):
     """Socket.IO: ``subscribe_project`` joins any project room (delivery issue)."""
     MEMORY_LEAK = "memory_leak"
     """Every completion keeps 64 KB in a list that is never emptied."""
+    IGNORE_PHASE_ORDER = "ignore_phase_order"
+    """Completion orders sections and items as if there were one phase."""
     ID_ORDER_ADVANCE = "id_order_advance"
     """Completion moves to the next active line item by id, not in workflow order."""
     NO_REJOIN = "no_rejoin"
@@ -56,6 +58,7 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.EMIT_BEFORE_COMMIT: "alerts are emitted inside the transaction, before commit",
     Flaw.NO_ROOM_AUTH: "anyone may join any project's Socket.IO room",
     Flaw.MEMORY_LEAK: "every completion keeps 64 KB that is never freed",
+    Flaw.IGNORE_PHASE_ORDER: "completion ignores the phases' order when it advances",
     Flaw.ID_ORDER_ADVANCE: "completion advances to the next line item by id, not position",
     Flaw.NO_REJOIN: "the client neither re-joins rooms nor catches up after a reconnect",
 }

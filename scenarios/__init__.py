@@ -62,7 +62,9 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),
     "id_order_advance": ("delivery",),
+    "ignore_phase_order": ("delivery",),
     "memory_leak": ("soak",),
+    "no_sync": ("network",),
     "no_client_dedupe": ("network",),
     "no_catchup_overlap": ("network",),
 }

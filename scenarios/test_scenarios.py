@@ -91,6 +91,8 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("queue", "no_backoff", "retry_schedule"),
         ("network", "no_catchup_overlap", "catch_up"),
         ("network", "no_client_dedupe", "exactly_once"),
+        ("network", "no_sync", "catch_up"),
+        ("delivery", "ignore_phase_order", "linearizable"),
     ],
 )
 async def test_a_flaw_makes_its_scenario_fail(

@@ -66,6 +66,7 @@ class SubscriberFleet:
         seed: int = 0,
         rejoin: bool = True,
         dedupe: bool = True,
+        sync: bool = True,
         connect_concurrency: int = 64,
         freeze_gc: bool = True,
     ) -> None:
@@ -89,6 +90,7 @@ class SubscriberFleet:
                 rng=random.Random(seed * 1_000_003 + sub.user_id),
                 rejoin=rejoin,
                 dedupe=dedupe,
+                sync=sync,
                 on_event=_bind(on_event, sub.user_id) if on_event else None,
                 on_session=_bind_session(on_session, sub.user_id) if on_session else None,
             )

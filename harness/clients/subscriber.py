@@ -17,8 +17,9 @@ should have been, on python-socketio's ``AsyncClient``:
   moment the network healed.
 
 ``rejoin=False`` reproduces the seed's client flaw ``no_rejoin``: after a
-reconnect it neither re-subscribes nor catches up; ``dedupe=False`` the
-flaw ``no_client_dedupe``: it surfaces repeats (a ``sync`` overlapping what
+reconnect it neither re-subscribes nor catches up; ``sync=False`` the flaw
+``no_sync``: it re-joins its rooms but never asks for what it missed;
+``dedupe=False`` the flaw ``no_client_dedupe``: it surfaces repeats (a ``sync`` overlapping what
 came live) to the application. (They are flaws of the client, so the
 harness applies them, whatever the target.)
 """
@@ -138,6 +139,7 @@ class AlertClient:
         rng: random.Random | None = None,
         rejoin: bool = True,
         dedupe: bool = True,
+        sync: bool = True,
         on_event: Callable[[ClientEvent], None] | None = None,
         on_session: Callable[[str, dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -147,6 +149,7 @@ class AlertClient:
         self.policy = policy or ReconnectPolicy()
         self.rejoin = rejoin
         self.dedupe = dedupe
+        self.sync = sync
         self.reconnects: list[ReconnectRecord] = []
         self.forbidden: list[int] = []
         self._token = token
@@ -236,7 +239,7 @@ class AlertClient:
                 self._on_session("subscribe", {"at": self._clock(), "project_id": project_id})
             elif project_id not in self.forbidden:
                 self.forbidden.append(project_id)
-        caught_up = await self._sync()
+        caught_up = await self._sync() if self.sync else 0
         if self.reconnects and not first:
             self.reconnects[-1].caught_up = caught_up
             self._on_session("caught_up", {"at": self._clock()})

@@ -57,6 +57,7 @@ CAPABILITIES: dict[str, str] = {
 #: Flaws of the harness's own client, available whatever the target.
 CLIENT_FLAWS: dict[str, str] = {
     "no_rejoin": "the client neither re-joins rooms nor catches up after a reconnect",
+    "no_sync": "the client re-joins its rooms after a reconnect but never syncs",
     "no_client_dedupe": "the client surfaces an alert again when catch-up repeats it",
     "no_catchup_overlap": "catch-up asks only for ids above the last one seen",
 }

@@ -57,7 +57,7 @@ def test_the_reference_target_lists_exactly_the_reference_s_flaws() -> None:
     assert target.kind == "reference"
     assert {"queue", "metrics", "commit_timestamp", "fault_injection"} <= target.capabilities
     # The client's flaws: the harness applies them to any target.
-    assert set(CLIENT_FLAWS) == {"no_rejoin", "no_client_dedupe", "no_catchup_overlap"}
+    assert set(CLIENT_FLAWS) == {"no_rejoin", "no_sync", "no_client_dedupe", "no_catchup_overlap"}
     assert set(target.all_flaws) == {str(f) for f in DESCRIPTIONS} | set(CLIENT_FLAWS)
 
 
