@@ -84,14 +84,18 @@ class AlertCache:
         metrics: Metrics | None = None,
         invalidate_on_change: bool = True,
         breaker_s: float = 1.0,
+        fallback: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``invalidate_on_change=False`` is the ``stale_cache`` flaw."""
+        """``invalidate_on_change=False`` is the ``stale_cache`` flaw,
+        ``fallback=False`` the ``no_cache_fallback`` one (a Redis failure
+        fails the read instead of falling back to Postgres)."""
         self._redis = client
         self._ttl_s = ttl_s
         self._metrics = metrics
         self._invalidate_on_change = invalidate_on_change
         self._breaker_s = breaker_s
+        self._fallback = fallback
         self._clock = clock
         self._open_until = 0.0
         self._dirty = False
@@ -131,6 +135,9 @@ class AlertCache:
                 [_EPOCH_KEY, _gen_key(user_id), _val_key(user_id)]
             )
         except RedisError as exc:
+            if not self._fallback:
+                self._count("error")
+                raise  # the flaw: the read fails with the cache
             self._trip("read", exc)
             self._count("error")
             return await load(), "error"

@@ -30,6 +30,8 @@ class Flaw(enum.StrEnum):
     """Queued jobs retry at once, without backoff: an outage eats every attempt."""
     STALE_CACHE = "stale_cache"
     """The per-user alert cache is never invalidated; it only expires (TTL)."""
+    NO_CACHE_FALLBACK = "no_cache_fallback"
+    """A Redis failure fails the alert-list read instead of reading Postgres."""
     EMIT_BEFORE_COMMIT = "emit_before_commit"
     """The alert emitter is called inside the transaction, before commit."""
     NO_ROOM_AUTH = "no_room_auth"
@@ -55,6 +57,7 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.NO_RETRY: "queued jobs get a single attempt",
     Flaw.NO_BACKOFF: "queued jobs retry at once, without backoff",
     Flaw.STALE_CACHE: "the per-user alert cache is never invalidated (TTL only)",
+    Flaw.NO_CACHE_FALLBACK: "alert-list reads fail while Redis is down (no Postgres fallback)",
     Flaw.EMIT_BEFORE_COMMIT: "alerts are emitted inside the transaction, before commit",
     Flaw.NO_ROOM_AUTH: "anyone may join any project's Socket.IO room",
     Flaw.MEMORY_LEAK: "every completion keeps 64 KB that is never freed",

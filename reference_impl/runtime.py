@@ -100,6 +100,7 @@ class Runtime:
                 ttl_s=config.cache_ttl_s,
                 metrics=metrics,
                 invalidate_on_change=not config.has(Flaw.STALE_CACHE),
+                fallback=not config.has(Flaw.NO_CACHE_FALLBACK),
             )
             queue = CompletionQueue(config, metrics=metrics)
             await queue.connect()

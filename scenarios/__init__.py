@@ -59,6 +59,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "no_retry": ("queue",),
     "no_backoff": ("queue",),
     "stale_cache": ("cache",),
+    "no_cache_fallback": ("cache",),
     "no_unique_index": ("dedupe",),
     "unscoped_complete": ("dedupe",),
     "id_order_advance": ("delivery",),

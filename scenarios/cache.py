@@ -10,25 +10,32 @@ completion's response. Every read must show exactly this project's alerts
 that user should have then: before, the step being completed; after, the
 completed alert gone and the new one present. A user reads their own writes
 even through the cache. The seed's TTL-only cache (``--flaw stale_cache``) serves the
-old lists and fails here.
+old lists and fails here. Last, with Redis out of reach (its proxy down),
+the assignees of ten projects' current steps read their lists: each must
+be answered, right, from Postgres (``cache_fallback``); a cache without
+that fallback (``--flaw no_cache_fallback``) fails here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult
 from harness.clients import AppHttp, HttpResponse
+from harness.faults import FaultEvent, ToxiproxyClient, down
 from harness.scenario import ScenarioContext
 from harness.slo import only_slos
+from harness.stack import _sql
 
 __all__ = ["CacheScenario"]
 
 MAX_PROJECTS = 30
 STEPS = 4
+#: Projects whose current assignee reads their list with Redis down.
+FALLBACK_PROJECTS = 10
 
 
 class CacheScenario:
@@ -57,6 +64,7 @@ class CacheScenario:
             if generated.type != "ok":
                 raise RuntimeError(f"generation failed: {generated.error}")
             await asyncio.gather(*(self._walk(ctx, http, p, tally, stale) for p in projects))
+            ctx.own_checks.append(await self._without_redis(ctx, http, projects))
         await ctx.snapshot_alerts()
         ctx.extra["reads"] = tally
         ok = tally["stale"] == 0 and tally["errors"] == 0 and tally["reads"] > 0
@@ -72,6 +80,45 @@ class CacheScenario:
                 ),
                 counts={k: float(v) for k, v in tally.items()},
             )
+        )
+
+    async def _without_redis(
+        self, ctx: ScenarioContext, http: AppHttp, projects: list[int]
+    ) -> CheckResult:
+        """With Redis out of reach, each current step's assignee still reads
+        their list, right, from Postgres: the cache is an optimisation."""
+        rows = await asyncio.to_thread(
+            _sql.fetch,
+            ctx.direct_dsn,
+            "SELECT project_id, current_line_item_id FROM project_workflow_trackers"
+            " WHERE project_id = ANY($1::bigint[])",
+            projects[:FALLBACK_PROJECTS],
+        )
+        roles = {li.id: li.responsible_role for li in ctx.seeded.line_items}
+        tally = {"reads": 0, "after_completion": 0, "stale": 0, "hits": 0, "errors": 0}
+        wrong: list[dict[str, Any]] = []
+        async with ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
+            outage = down(tp, ctx.stack.toxiproxy.proxy_name("redis"))
+            outage.on_event = _recorder(ctx)
+            async with outage:
+                for row in sorted(rows, key=lambda r: r["project_id"]):
+                    item = row["current_line_item_id"]
+                    if item is None:
+                        continue
+                    project = row["project_id"]
+                    user = ctx.seeded.members[project][roles[item]]
+                    await self._check(ctx, http, project, user, {item}, tally, wrong)
+        failed = tally["errors"] + tally["stale"]
+        ctx.extra["reads_without_redis"] = tally
+        return CheckResult.build(
+            "cache_fallback",
+            violations=[*wrong, *([{"failed_reads": tally["errors"]}] if tally["errors"] else [])],
+            valid=(failed == 0) if tally["reads"] else "unknown",
+            summary=(
+                f"with Redis down, {tally['reads'] - failed} of {tally['reads']} reads answered"
+                f" right from Postgres ({tally['errors']} failed, {tally['stale']} wrong)"
+            ),
+            counts={k: float(v) for k, v in tally.items()},
         )
 
     async def _read(
@@ -164,3 +211,10 @@ class CacheScenario:
                     "cache": cache,
                 }
             )
+
+
+def _recorder(ctx: ScenarioContext) -> Callable[[FaultEvent], None]:
+    def record(event: FaultEvent) -> None:
+        ctx.history.record_fault(event)
+
+    return record

@@ -92,6 +92,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("network", "no_catchup_overlap", "catch_up"),
         ("network", "no_client_dedupe", "exactly_once"),
         ("network", "no_sync", "catch_up"),
+        ("cache", "no_cache_fallback", "cache_fallback"),
         ("delivery", "ignore_phase_order", "linearizable"),
     ],
 )

@@ -50,6 +50,8 @@ INVARIANTS: Final[dict[str, str]] = {
     "queued_completions": "every queued completion ended complete, each project moved one step,"
     " no dead letters",
     "read_your_writes": "a read right after a completion's response shows it, through the cache",
+    "cache_fallback": "with Redis out of reach, a user's alert list is still answered, right,"
+    " from Postgres",
     "index_use": "the hot queries use an index, never a sequential scan of workflow_alerts",
     "resource_growth": "after a warm-up, app memory and file descriptors, Postgres connections"
     " and Redis memory grow no faster than their bounds",
@@ -62,7 +64,7 @@ SCENARIO_CHECKS: Final[dict[str, tuple[str, ...]]] = {
     "delivery": ("project_rooms",),
     "rollback": ("rollback_consistency",),
     "queue": ("queued_completions",),
-    "cache": ("read_your_writes",),
+    "cache": ("read_your_writes", "cache_fallback"),
     "indexes": ("index_use",),
     "soak": ("resource_growth",),
 }
