@@ -26,6 +26,7 @@ from reference_impl.completion import (
     StaleCompletion,
 )
 from reference_impl.config import AppConfig
+from reference_impl.flaws import Flaw
 from reference_impl.metrics import CONTENT_TYPE_LATEST
 from reference_impl.queue import ATTEMPT_TIMES_META
 from reference_impl.realtime import RealtimeEmitter, RealtimeServer
@@ -150,6 +151,7 @@ def create_app(
                     realtime.emit_alert,
                     replay_margin_s=config.relay_replay_margin_s,
                     on_emit=runtime.metrics.observe_relay,
+                    replay=not config.has(Flaw.NO_REPLAY),
                 )
                 await relay.start()
             app.state.relay = relay

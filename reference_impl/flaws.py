@@ -32,6 +32,8 @@ class Flaw(enum.StrEnum):
     """The per-user alert cache is never invalidated; it only expires (TTL)."""
     NO_CACHE_FALLBACK = "no_cache_fallback"
     """A Redis failure fails the alert-list read instead of reading Postgres."""
+    NO_REPLAY = "no_replay"
+    """The relay does not replay what committed while its LISTEN connection was down."""
     EMIT_BEFORE_COMMIT = "emit_before_commit"
     """The alert emitter is called inside the transaction, before commit."""
     NO_ROOM_AUTH = "no_room_auth"
@@ -58,6 +60,7 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.NO_BACKOFF: "queued jobs retry at once, without backoff",
     Flaw.STALE_CACHE: "the per-user alert cache is never invalidated (TTL only)",
     Flaw.NO_CACHE_FALLBACK: "alert-list reads fail while Redis is down (no Postgres fallback)",
+    Flaw.NO_REPLAY: "the relay loses what committed while its LISTEN connection was down",
     Flaw.EMIT_BEFORE_COMMIT: "alerts are emitted inside the transaction, before commit",
     Flaw.NO_ROOM_AUTH: "anyone may join any project's Socket.IO room",
     Flaw.MEMORY_LEAK: "every completion keeps 64 KB that is never freed",

@@ -94,8 +94,12 @@ class Relay:
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
         on_emit: Callable[[str], None] | None = None,
+        replay: bool = True,
     ) -> None:
+        """``replay=False`` is the ``no_replay`` flaw: what was committed while
+        the LISTEN connection was down is never emitted."""
         self._dsn = dsn
+        self._replay_on_reconnect = replay
         self._emit = emit
         self._health_interval_s = health_interval_s
         self._replay_margin = dt.timedelta(seconds=replay_margin_s)
@@ -153,7 +157,7 @@ class Relay:
         self._conn = conn
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         now: dt.datetime = await conn.fetchval("SELECT clock_timestamp()")
-        if self._alive_at is not None:
+        if self._alive_at is not None and self._replay_on_reconnect:
             # Listening again: everything committed from here on arrives as a
             # notification; what was committed while we were away is replayed.
             await self._replay(conn, self._alive_at - self._replay_margin)

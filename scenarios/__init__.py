@@ -11,6 +11,7 @@ from harness.checks.catalog import INVARIANTS, SCENARIO_CHECKS
 from harness.errors import ConfigError
 from harness.scenario import Scenario
 from scenarios.cache import CacheScenario
+from scenarios.chaos import ChaosScenario
 from scenarios.dedupe import DedupeScenario
 from scenarios.delivery import DeliveryScenario
 from scenarios.indexes import IndexScenario
@@ -34,6 +35,7 @@ SCENARIOS: dict[str, Scenario] = {
         RollbackScenario(),
         IndexScenario(),
         SoakScenario(),
+        ChaosScenario(),
     )
 }
 MAIN_SUITE: tuple[str, ...] = (
@@ -45,6 +47,7 @@ MAIN_SUITE: tuple[str, ...] = (
     "queue",
     "cache",
     "indexes",
+    "chaos",
 )
 
 #: The self-check matrix: each flaw and the scenarios that must fail under it.
@@ -65,6 +68,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "id_order_advance": ("delivery",),
     "ignore_phase_order": ("delivery",),
     "memory_leak": ("soak",),
+    "no_replay": ("chaos",),
     "no_sync": ("network",),
     "no_client_dedupe": ("network",),
     "no_catchup_overlap": ("network",),

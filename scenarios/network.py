@@ -45,7 +45,7 @@ from harness.workload import constant_rate, run_open_loop
 from harness.workload.barrier import CommitGate
 from scenarios._round_robin import RoundRobin
 
-__all__ = ["NetworkScenario"]
+__all__ = ["NetworkScenario", "with_rooms"]
 
 MAX_PROJECTS = 200
 OUTAGE_S = 3.0
@@ -87,7 +87,7 @@ def pick_late_pair(seeded: SeedResult) -> LatePair | None:
     return None
 
 
-def _with_rooms(subs: Sequence[Subscriber], user: int, rooms: Sequence[int]) -> list[Subscriber]:
+def with_rooms(subs: Sequence[Subscriber], user: int, rooms: Sequence[int]) -> list[Subscriber]:
     out = [s for s in subs if s.user_id != user]
     mine = next((s.projects for s in subs if s.user_id == user), ())
     return [*out, Subscriber(user, tuple(sorted({*mine, *rooms})))]
@@ -130,7 +130,7 @@ class NetworkScenario:
         total = min(math.ceil(rate * duration), workload.capacity)
         subscribers = workload.subscribers(total)
         if pair is not None:
-            subscribers = _with_rooms(subscribers, pair.user, (pair.early, pair.later))
+            subscribers = with_rooms(subscribers, pair.user, (pair.early, pair.later))
         fleet = ctx.fleet(subscribers, policy=POLICY)
         await fleet.start()
         outage_at = total / rate / 3

@@ -93,6 +93,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("network", "no_client_dedupe", "exactly_once"),
         ("network", "no_sync", "catch_up"),
         ("cache", "no_cache_fallback", "cache_fallback"),
+        ("chaos", "no_replay", "delivery"),
         ("delivery", "ignore_phase_order", "linearizable"),
     ],
 )

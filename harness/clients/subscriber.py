@@ -119,6 +119,10 @@ class ClientEvent:
     surfaced: bool = True
 
 
+class SyncRefused(socketio.exceptions.SocketIOError):  # type: ignore[misc]  # socketio is untyped
+    """The server refused a catch-up page (e.g. its database failed)."""
+
+
 @dataclass
 class _State:
     last_alert_id: int = 0
@@ -239,20 +243,27 @@ class AlertClient:
                 self._on_session("subscribe", {"at": self._clock(), "project_id": project_id})
             elif project_id not in self.forbidden:
                 self.forbidden.append(project_id)
-        caught_up = await self._sync() if self.sync else 0
+        caught_up = await self._sync(strict=not first) if self.sync else 0
         if self.reconnects and not first:
             self.reconnects[-1].caught_up = caught_up
             self._on_session("caught_up", {"at": self._clock()})
         self.subscribed.set()
 
-    async def _sync(self) -> int:
-        """Fetch alerts after the last id seen, page by page (bounded)."""
+    async def _sync(self, *, strict: bool) -> int:
+        """Fetch alerts after the last id seen, page by page (bounded).
+
+        ``strict`` (after a reconnect): a refused page raises
+        :class:`SyncRefused`, so the client retries rather than call itself
+        caught up with a gap. On the first connect nothing was missed yet.
+        """
         received = 0
         since = max(0, self._state.last_alert_id - self.policy.catchup_overlap_ids)
         for _page in range(100):
             ack = await self.call("sync", {"sinceAlertId": since})
             if not (isinstance(ack, dict) and ack.get("ok")):
                 logger.warning("sync refused: %r", ack)
+                if strict:
+                    raise SyncRefused(f"sync refused: {ack!r}")
                 break
             alerts = ack.get("alerts", [])
             for alert in alerts:
@@ -287,9 +298,10 @@ class AlertClient:
             self._reconnect_task = asyncio.create_task(self._reconnect(immediate=immediate))
 
     async def _reconnect(self, *, immediate: bool) -> None:
-        record = self.reconnects[-1]
         attempt = 0
         while not self._stopping:
+            # The newest outage: a drop while re-subscribing starts another.
+            record = self.reconnects[-1]
             attempt += 1
             if self.policy.max_attempts is not None and attempt > self.policy.max_attempts:
                 logger.warning("giving up after %d reconnection attempts", attempt - 1)
@@ -309,10 +321,13 @@ class AlertClient:
             try:
                 await self._after_connect(first=False)
             except (socketio.exceptions.SocketIOError, OSError, TimeoutError) as exc:
-                # Dropped again while re-subscribing: the disconnect handler
-                # starts over with a new record once this task is done.
-                logger.debug("dropped while re-subscribing: %r", exc)
-                return
+                # Dropped again while re-subscribing, or an ack that never
+                # came: the disconnect handler saw this task still running and
+                # left the retry to it, so go on here (on a fresh connection).
+                logger.debug("re-subscribing failed: %r", exc)
+                if self._sio.connected:
+                    await self._sio.disconnect()
+                continue
             if self.rejoin:
                 record.subscribed_at = self._clock()
             return

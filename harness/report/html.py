@@ -475,6 +475,63 @@ def _resources(r: RunResults) -> str:
 _GENERATIONS = {"0": "0 (young)", "1": "1", "2": "2 (full)"}
 
 
+def _chaos(r: RunResults) -> str:
+    """Per fault of a chaos run: requests, reconnection and catch-up, time to consistency."""
+    chaos = r.extra.get("chaos") if r.extra else None
+    if not chaos or not chaos.get("faults"):
+        return ""
+    rows = []
+    for f in chaos["faults"]:
+        req = f.get("requests", {})
+        rec, cau = f.get("reconnect_ms", {}), f.get("caught_up_ms", {})
+        rows.append(
+            [
+                _td(escape(str(f.get("label", f.get("fault", ""))))),
+                _td(_num(f.get("seconds"), "s"), "num"),
+                _td(_num(req.get("ok")), "num"),
+                _td(_num(req.get("fail")), "num"),
+                _td(_num(req.get("info")), "num"),
+                _td(_num(rec.get("count")), "num"),
+                _td(_num(rec.get("p50"), "ms") + " / " + _num(rec.get("p99"), "ms"), "num"),
+                _td(_num(cau.get("p50"), "ms") + " / " + _num(cau.get("p99"), "ms"), "num"),
+                _td(_num(f.get("committed_during")), "num"),
+                _td(
+                    _num(f.get("time_to_consistency_ms"), "ms")
+                    if f.get("all_delivered")
+                    else "not all delivered",
+                    "num",
+                ),
+            ]
+        )
+    skipped = chaos.get("skipped") or []
+    note = (
+        f'<p class="muted">Not applied (the target offers no hold for them): '
+        f"{escape(', '.join(skipped))}</p>"
+        if skipped
+        else ""
+    )
+    head = [
+        "fault",
+        "lasted",
+        "requests ok",
+        "failed",
+        "indeterminate",
+        "clients dropped",
+        "reconnect p50 / p99",
+        "caught up p50 / p99",
+        "alerts committed",
+        "heal -> all delivered",
+    ]
+    return (
+        "<h2>Faults</h2><p>Per fault of the nemesis: the requests sent while it lasted "
+        "(indeterminate: the outcome could not be known, resolved against the final read), "
+        "the clients it dropped, from the heal to reconnected and to caught up, and from the "
+        "heal until every alert committed during it had reached its connected assignee.</p>"
+        + _table(head, rows)
+        + note
+    )
+
+
 def _soak(r: RunResults) -> str:
     """The soak's resource series over time, and each one's slope against its bound."""
     soak = r.extra.get("soak") if r.extra else None
@@ -598,6 +655,7 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _resources(results),
             _app_gc(results),
             _soak(results),
+            _chaos(results),
             _latency(results),
             _timeline(results),
             _reconnections(results),

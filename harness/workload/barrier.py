@@ -98,6 +98,12 @@ class CommitGate:
                 await self._conn.close(timeout=10.0)
                 self._conn = None
 
+    async def pid(self) -> int:
+        """The process id of the gate's own backend (to leave it alone)."""
+        if self._conn is None:
+            raise RuntimeError("the gate is not closed")
+        return int(await self._conn.fetchval("SELECT pg_backend_pid()"))
+
     async def blocked(self) -> int:
         """How many other backends of this database wait for a lock now."""
         if self._conn is None or self._tx is None:
