@@ -26,7 +26,7 @@ import asyncpg
 from harness.clients import AppHttp, ClientEvent
 from harness.stack import Stack, _sql
 from harness.targets import Target
-from harness.targets.launch import prepare_database, start_target
+from harness.targets.launch import Injection, prepare_database, start_target
 
 T = TypeVar("T")
 
@@ -184,16 +184,30 @@ class ModelApp:
     """A target started on ``stack`` for one test, with one event loop to drive it."""
 
     def __init__(
-        self, stack: Stack, target: Target, *, flaws: frozenset[str], database: str
+        self,
+        stack: Stack,
+        target: Target,
+        *,
+        flaws: frozenset[str],
+        database: str,
+        rollback_rate: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.stack = stack
         self.target = target
         self.flaws = target.check_flaws(flaws)
         self.database = database
+        #: Share of completion attempts the target fails before COMMIT
+        #: (``fault_injection``): a direct one answers 503, a queued one is retried.
+        self.rollback_rate = rollback_rate
+        self.seed = seed
+        if rollback_rate and "fault_injection" not in target.capabilities:
+            raise ValueError(f"target {target.name!r} does not declare fault_injection")
         self.stats = Stats()
         self._runner = asyncio.Runner()
         self._exit = contextlib.ExitStack()
         self._tokens: dict[int, str] = {}
+        self._background: set[asyncio.Future[Any]] = set()
         self.url = ""
         self.dsn = ""
         self.http: AppHttp
@@ -202,6 +216,16 @@ class ModelApp:
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 60.0) -> T:
         """Run ``coro`` on this app's loop, at most ``timeout_s``."""
         return self._runner.run(asyncio.wait_for(coro, timeout_s))
+
+    def later(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, while later calls run the loop; the
+        app waits for it (bounded) before it closes."""
+        self._background.add(asyncio.ensure_future(coro, loop=self._runner.get_loop()))
+
+    async def _finish_background(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
 
     def auth(self, user_id: int) -> dict[str, str]:
         if user_id not in self._tokens:
@@ -226,8 +250,17 @@ class ModelApp:
         self._scheme = self.target.tokens(secret)
         self._exit.callback(self.stack.stop_app)
         started = time.perf_counter()
+        inject = Injection(
+            rollback_rate=self.rollback_rate, queue_attempts=10, queue_retry_base_delay_s=0.05
+        )
         start_target(
-            self.target, self.stack, database=self.database, flaws=self.flaws, secret=secret
+            self.target,
+            self.stack,
+            database=self.database,
+            flaws=self.flaws,
+            secret=secret,
+            inject=inject if self.rollback_rate else None,
+            seed=self.seed,
         )
         self.stats.startup_s = time.perf_counter() - started
         self.url = self.stack.app_urls[0]
@@ -235,6 +268,7 @@ class ModelApp:
         self._exit.callback(lambda: self.run(self.http.__aexit__(None, None, None)))
         self.db = self.run(asyncpg.connect(self.dsn, timeout=30.0))
         self._exit.callback(lambda: self.run(self.db.close()))
+        self._exit.callback(lambda: self.run(self._finish_background()))
         return self
 
     def __exit__(
