@@ -743,3 +743,15 @@ def test_the_model_catches_a_flaw(
         first_line = str(caught.value).strip().splitlines()[:3]
         print(f"\n[{target.name} --flaw {flaw}] caught after {app.stats.summary()}: {first_line}")
     assert re.search(symptom, str(caught.value)), str(caught.value)
+
+
+def test_the_budget_comes_from_the_environment_and_bad_values_are_named() -> None:
+    assert Budget.from_env({}) == Budget(examples=15, steps=20, seed=20261201, shrink=False)
+    bigger = Budget.from_env({"ALERTBENCH_MODEL_EXAMPLES": "200"})
+    assert (bigger.examples, bigger.steps, bigger.shrink) == (200, 50, True)
+    steps = Budget.from_env({"ALERTBENCH_MODEL_STEPS": "5", "ALERTBENCH_MODEL_SHRINK": "1"})
+    assert (steps.examples, steps.steps, steps.shrink) == (15, 5, True)
+    with pytest.raises(ValueError, match="ALERTBENCH_MODEL_EXAMPLES: must be an integer"):
+        Budget.from_env({"ALERTBENCH_MODEL_EXAMPLES": "lots"})
+    with pytest.raises(ValueError, match="ALERTBENCH_MODEL_STEPS: must be >= 1, got 0"):
+        Budget.from_env({"ALERTBENCH_MODEL_STEPS": "0"})
