@@ -10,18 +10,18 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 from harness.clients.subscriber import AlertClient, ClientEvent, ReconnectPolicy
 from harness.contract.seed import SeedResult
 from reference_impl import AppConfig, issue_token
+from reference_impl.app import Api as App
 
 
 @dataclasses.dataclass
 class Api:
     """An in-process client of a running app (lifespan started)."""
 
-    app: FastAPI
+    app: App
     http: httpx.AsyncClient
     config: AppConfig
 
