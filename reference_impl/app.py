@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 from reference_impl import db
 from reference_impl.alerts import AlertEmitter
-from reference_impl.auth import AuthError, verify_token
+from reference_impl.auth import AuthError, TokenVerifier
 from reference_impl.completion import (
     CompletionError,
     CompletionHooks,
@@ -245,6 +245,7 @@ class Api:
         self.config = config
         self._hooks = hooks
         self._emitter = emitter
+        self._verify = TokenVerifier(config.token_secret)
         self.state = types.SimpleNamespace()
         self.state.realtime = RealtimeServer(
             token_secret=config.token_secret,
@@ -370,7 +371,7 @@ class Api:
         if scheme.lower() != "bearer" or not token:
             raise HttpError(401, "missing bearer token", headers=list(_BEARER))
         try:
-            return verify_token(token, secret=self.config.token_secret)
+            return self._verify(token)
         except AuthError as exc:
             raise HttpError(401, str(exc), headers=list(_BEARER)) from None
 

@@ -25,7 +25,7 @@ import socketio
 
 from reference_impl import db
 from reference_impl.alerts import ALERT_COLUMNS, Alert
-from reference_impl.auth import AuthError, verify_token
+from reference_impl.auth import AuthError, TokenVerifier
 from reference_impl.flaws import Flaw
 
 __all__ = [
@@ -148,7 +148,7 @@ class RealtimeServer:
             logger=False,
             engineio_logger=False,
         )
-        self._secret = token_secret
+        self._verify = TokenVerifier(token_secret)
         self._pool = pool_getter
         self._flaws = flaws
         self.sio.on("connect", self._on_connect)
@@ -173,7 +173,7 @@ class RealtimeServer:
         if not isinstance(token, str) or not token:
             raise socketio.exceptions.ConnectionRefusedError("missing token")
         try:
-            user_id = verify_token(token, secret=self._secret)
+            user_id = self._verify(token)
         except AuthError as exc:
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
         await self.sio.save_session(sid, {"user_id": user_id})
