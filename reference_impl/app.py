@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any
 from urllib.parse import parse_qsl
 
-from reference_impl import db
+from reference_impl import db, fastjson
 from reference_impl.alerts import AlertEmitter
 from reference_impl.auth import AuthError, TokenVerifier
 from reference_impl.completion import (
@@ -63,10 +63,6 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 _JSON = b"application/json"
 _BEARER = [(b"www-authenticate", b"Bearer")]
-
-
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 class HttpError(Exception):
@@ -222,7 +218,7 @@ class Response:
 
     @classmethod
     def json(cls, value: object, *, status: int = 200, headers: Headers | None = None) -> Response:
-        return cls(_dumps(value), status=status, headers=headers)
+        return cls(fastjson.dumps(value), status=status, headers=headers)
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -28,6 +28,7 @@ from socketio import packet as sio_packet
 from reference_impl import db
 from reference_impl.alerts import ALERT_COLUMNS, Alert
 from reference_impl.auth import AuthError, TokenVerifier
+from reference_impl.fastjson import SocketIOJson
 from reference_impl.flaws import Flaw
 
 __all__ = [
@@ -204,6 +205,7 @@ class RealtimeServer:
             async_mode="asgi",
             client_manager=manager,
             cors_allowed_origins="*",
+            json=SocketIOJson,
             logger=False,
             engineio_logger=False,
         )
