@@ -4,7 +4,7 @@ Public surface (the pipeline contract: docs/contract.md):
 
 - ``AppConfig`` and ``Flaw`` / ``parse_flaws``: what to run, and which seed
   defects to switch on;
-- ``create_app(config)``: the FastAPI app; ``create_asgi_app(config)``: it
+- ``create_app(config)``: the HTTP API (an ASGI app); ``create_asgi_app(config)``: it
   with Socket.IO mounted; ``run(config)``: serve that (with a queue worker and
   the relay) under uvicorn; ``python -m reference_impl`` does the same;
 - ``migrate`` / ``migrate_dsn``: the schema (``--migrate-only`` on the command line);

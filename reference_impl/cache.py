@@ -15,7 +15,6 @@ first, which turns every cached value into a miss.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from reference_impl.fastjson import dumps, loads_own
 from reference_impl.metrics import Metrics
 
 __all__ = ["AlertCache", "CacheResult", "connect_redis"]
@@ -146,13 +146,13 @@ class AlertCache:
             stamp_epoch, stamp_gen, payload = _text(value).split(":", 2)
             if (stamp_epoch, stamp_gen) == (epoch, gen):
                 self._count("hit")
-                data: list[dict[str, Any]] = json.loads(payload)
+                data: list[dict[str, Any]] = loads_own(payload)
                 return data, "hit"
         data = await load()
         try:
             await self._set_script(
                 keys=[_EPOCH_KEY, _gen_key(user_id), _val_key(user_id)],
-                args=[epoch, gen, json.dumps(data, separators=(",", ":")), self._ttl_s],
+                args=[epoch, gen, dumps(data).decode(), self._ttl_s],
             )
         except RedisError as exc:
             self._trip("write", exc)

@@ -21,7 +21,6 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
-import json
 import logging
 import random
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 from reference_impl import db
 from reference_impl.alerts import ALERT_COLUMNS, NOTIFY_CHANNEL, Alert
+from reference_impl.fastjson import loads_own
 from reference_impl.realtime import notification_from_alert
 
 __all__ = ["APPLICATION_NAME", "Relay", "RelayStats"]
@@ -184,7 +184,7 @@ class Relay:
         while True:
             payload = await self._queue.get()
             try:
-                notification = json.loads(payload)
+                notification = loads_own(payload)
                 alert_id = int(notification["alertId"])
             except (ValueError, KeyError, TypeError):
                 logger.error("relay ignored a malformed notification: %.200s", payload)

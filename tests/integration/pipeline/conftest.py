@@ -78,7 +78,7 @@ async def start_api(config: AppConfig) -> AsyncIterator[StartApi]:
     ) -> Api:
         app_config = dataclasses.replace(config, **changes)
         app = create_app(app_config, hooks=hooks, emitter=emitter)
-        await stack.enter_async_context(app.router.lifespan_context(app))
+        await stack.enter_async_context(app.lifespan())
         http = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ri.test")
         )

@@ -10,18 +10,19 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 from harness.clients.subscriber import AlertClient, ClientEvent, ReconnectPolicy
 from harness.contract.seed import SeedResult
 from reference_impl import AppConfig, issue_token
+from reference_impl.app import Api as App
+from reference_impl.serve import uvicorn_config
 
 
 @dataclasses.dataclass
 class Api:
     """An in-process client of a running app (lifespan started)."""
 
-    app: FastAPI
+    app: App
     http: httpx.AsyncClient
     config: AppConfig
 
@@ -49,9 +50,7 @@ class InProcessServer(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serve_in_process(app: Any, *, timeout_s: float = 20.0) -> AsyncIterator[int]:
     """Serve an ASGI app on 127.0.0.1 (ephemeral port) for the block; yield the port."""
-    server = InProcessServer(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_config=None)
-    )
+    server = InProcessServer(uvicorn_config(app, host="127.0.0.1", port=0))
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(timeout_s):
