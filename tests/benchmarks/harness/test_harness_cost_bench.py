@@ -1,0 +1,325 @@
+"""What the harness itself costs (issue 13, "the harness is cheap").
+
+Two processes: the echo of the contract (``echo.py``, a child process doing
+as little as it can) and this one, the harness, whose CPU alone is measured
+(``time.process_time()``: every thread of this process, no child).
+
+- fleet: ``CLIENTS`` subscribers from ``ScenarioContext.fleet`` (recording
+  into a History exactly as a scenario does) receive ``ALERTS`` alerts pushed
+  at ``ALERT_RATE_PER_S``, three events each (``new_alert`` and the two room
+  events): CPU microseconds per received event. Budget: 50.
+- generator: the open-loop driver issues ``REQUESTS`` completions at
+  ``REQUEST_RATE_PER_S`` through ``ScenarioContext.complete`` (AppHttp, the
+  cached token, the commit recorded): CPU microseconds per request. Budget: 150.
+
+    pytest tests/benchmarks/harness --benchmark-only     # figures + budget checks
+    python tests/benchmarks/harness/test_harness_cost_bench.py   # a summary table
+
+The budgets are checked on CPU time, never on wall-clock time, and only when
+benchmarks are enabled; under ``--benchmark-disable`` (the tests session)
+each body runs once, smaller, as a smoke test of the recorded history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+
+from harness.clients import Subscriber
+from harness.contract import SeedResult, TokenScheme
+from harness.history import Commit, History, Op, Receive
+from harness.scenario import RunParams, ScenarioContext
+from harness.stack import Stack
+from harness.stack.endpoints import PostgresEndpoint, RedisEndpoint
+from harness.stack.proxies import ToxiproxyServer
+from harness.targets import Target, UrlSpec
+from harness.workload import constant_rate, run_open_loop
+
+T = TypeVar("T")
+
+ECHO = Path(__file__).with_name("echo.py")
+SECRET = "alertbench-harness-cost-benchmark-secret"
+START_TIMEOUT_S = 30.0
+#: Budgets of issue 13, CPU microseconds of the harness process.
+BUDGET_US_PER_EVENT = 50.0
+BUDGET_US_PER_REQUEST = 150.0
+
+CLIENTS = 1000
+ALERTS = 3000
+ALERT_RATE_PER_S = 500.0
+REQUESTS = 3000
+REQUEST_RATE_PER_S = 300.0
+PROJECTS = 1000
+#: Smoke sizes under --benchmark-disable.
+SMALL = {"clients": 50, "alerts": 100, "requests": 100}
+
+
+@pytest.fixture(scope="module")
+def echo_url() -> Iterator[str]:
+    """The echo of the contract in a child process; its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ECHO), "--secret", SECRET], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield _read_url(proc)
+    finally:
+        proc.terminate()
+        proc.wait(START_TIMEOUT_S)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def _read_url(proc: subprocess.Popen[str]) -> str:
+    """The URL the echo prints (bounded by START_TIMEOUT_S)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if selector.select(timeout=deadline - time.monotonic()):
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                if match := re.search(r"(http://127\.0\.0\.1:\d+)", line):
+                    return match.group(1)
+    raise TimeoutError(f"the echo did not start within {START_TIMEOUT_S} s")
+
+
+def _context(url: str) -> ScenarioContext:
+    """A scenario's context whose stack holds only the echo's URL.
+
+    ``fleet``, ``complete`` and ``http`` use nothing else of it: the
+    placeholder addresses below are never connected to."""
+    nowhere = "127.0.0.1"
+    stack = Stack(
+        providers={},
+        postgres=PostgresEndpoint(host=nowhere, port=1, user="none"),
+        redis=RedisEndpoint(host=nowhere, port=1),
+        postgres_direct=PostgresEndpoint(host=nowhere, port=1, user="none"),
+        redis_direct=RedisEndpoint(host=nowhere, port=1),
+        toxiproxy=ToxiproxyServer(url=f"http://{nowhere}:1", kind="embedded", version="none"),
+        proxies={},
+        startup_s={},
+        app_urls=[url],
+    )
+    spec = UrlSpec(base_url=url, pg_dsn="")
+    target = Target(name="echo", kind="url", source="benchmark", url=spec)
+    return ScenarioContext(
+        name="harness_cost",
+        params=RunParams(projects=PROJECTS, seed=1),
+        stack=stack,
+        history=History(),
+        database="none",
+        seeded=SeedResult(project_ids=[], members={}, tracker_ids={}, line_items=[]),
+        target=target,
+        tokens=TokenScheme(secret=SECRET),
+        direct_dsn="",
+    )
+
+
+def _run(coro: Awaitable[T]) -> T:
+    """Run on a private event loop, uvloop where installed (as harness.loop does)."""
+    try:
+        import uvloop
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    else:
+        loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+async def _wait_for(done: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``done()`` every 20 ms, at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def fleet_cost(url: str, *, clients: int, alerts: int, rate_per_s: float) -> dict[str, Any]:
+    """``clients`` subscribers receive ``alerts`` x 3 events; the harness's CPU per event."""
+    ctx = _context(url)
+    users = list(range(1, clients + 1))
+    # Each user in its own project's room: every alert is three events to one client.
+    fleet = ctx.fleet([Subscriber(u, (u,)) for u in users])
+    started = await fleet.start()
+    assert started.connected == clients, started.failed
+    try:
+        expected = 3 * alerts
+        before = len(ctx.history)
+        async with aiohttp.ClientSession() as session:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            spec = {"alerts": alerts, "rate_per_s": rate_per_s, "users": users}
+            async with session.post(f"{url}/_echo/push", json=spec) as response:
+                response.raise_for_status()
+            arrived = await _wait_for(
+                lambda: len(ctx.history) - before >= expected, alerts / rate_per_s + 60.0
+            )
+            cpu1, wall1 = time.process_time(), time.perf_counter()
+    finally:
+        await ctx.close_fleets()
+    receipts = [e for e in ctx.history[before:] if isinstance(e, Receive)]
+    assert arrived, f"{len(receipts)} of {expected} events arrived"
+    return {
+        "events": len(receipts),
+        "receipts": receipts,
+        "cpu_us_per_event": (cpu1 - cpu0) / len(receipts) * 1e6,
+        "events_per_s": len(receipts) / (wall1 - wall0),
+        "cpu_share": (cpu1 - cpu0) / (wall1 - wall0),
+    }
+
+
+async def generator_cost(url: str, *, requests: int, rate_per_s: float) -> dict[str, Any]:
+    """``requests`` completions open-loop at ``rate_per_s``; the harness's CPU per request."""
+    ctx = _context(url)
+
+    def target(i: int) -> tuple[int, int]:
+        return 1 + i % PROJECTS, 1 + i // PROJECTS
+
+    async def complete(i: int) -> Any:
+        project, line_item = target(i)
+        # The project's manager is user ``project`` in the echo.
+        return await ctx.complete(http, project, line_item, project)
+
+    async with ctx.http(max_connections=256) as http:
+        # Steady state: tokens minted and cached, keep-alive connections open.
+        for user in range(1, PROJECTS + 1):
+            ctx.token(user)
+        await asyncio.gather(*(complete(-i - 1) for i in range(32)))
+        before = len(ctx.history)
+        cpu0 = time.process_time()
+        report = await run_open_loop(
+            constant_rate(rate_per_s, requests / rate_per_s, seed=1),
+            complete,
+            history=ctx.history,
+            max_in_flight=512,
+            deadline_s=requests / rate_per_s + 30.0,
+            f="complete",
+            describe=lambda i: dict(zip(("project_id", "line_item_id"), target(i), strict=True)),
+        )
+        cpu1 = time.process_time()
+    events = ctx.history[before:]
+    return {
+        "requests": report.launched,
+        "ok": report.ok,
+        "report": report,
+        "events": events,
+        "cpu_us_per_request": (cpu1 - cpu0) / max(1, report.launched) * 1e6,
+        "achieved_rate_per_s": report.achieved_rate_per_s,
+        "p99_lag_ms": report.p99_lag_ms,
+    }
+
+
+def _record(benchmark: Any, figures: dict[str, Any]) -> None:
+    benchmark.extra_info.update(
+        {k: round(v, 2) for k, v in figures.items() if isinstance(v, int | float)}
+    )
+    benchmark.extra_info["load_average_1m"] = round(os.getloadavg()[0], 2)
+
+
+def test_fleet_cpu_per_event(benchmark: Any, echo_url: str) -> None:
+    small = benchmark.disabled
+    clients, alerts = (SMALL["clients"], SMALL["alerts"]) if small else (CLIENTS, ALERTS)
+    figures: dict[str, Any] = benchmark.pedantic(
+        lambda: _run(
+            fleet_cost(echo_url, clients=clients, alerts=alerts, rate_per_s=ALERT_RATE_PER_S)
+        ),
+        rounds=1,
+        iterations=1,
+    )
+    _record(benchmark, figures | {"clients": clients, "alerts": alerts})
+    # What a checker reads: one receipt per event, each naming its alert.
+    receipts: list[Receive] = figures["receipts"]
+    assert len(receipts) == 3 * alerts
+    by_kind: dict[str, set[object]] = {}
+    for r in receipts:
+        assert (r.process, r.project_id, r.via) == (f"c{r.user_id}", r.user_id, "live")
+        alert = r.alert_id if r.event == "new_alert" else r.payload["alertId"]
+        by_kind.setdefault(r.event, set()).add(alert)
+    assert set(by_kind) == {"new_alert", "alerts_refresh", "workflow_updated"}
+    assert by_kind["new_alert"] == by_kind["alerts_refresh"] == by_kind["workflow_updated"]
+    assert len(by_kind["new_alert"]) == alerts
+    if not small:
+        assert figures["cpu_us_per_event"] <= BUDGET_US_PER_EVENT
+
+
+def test_generator_cpu_per_request(benchmark: Any, echo_url: str) -> None:
+    small = benchmark.disabled
+    requests = SMALL["requests"] if small else REQUESTS
+    figures: dict[str, Any] = benchmark.pedantic(
+        lambda: _run(generator_cost(echo_url, requests=requests, rate_per_s=REQUEST_RATE_PER_S)),
+        rounds=1,
+        iterations=1,
+    )
+    _record(benchmark, figures)
+    # Every completion recorded as an invoke, an ok and the commit it announced.
+    events = figures["events"]
+    assert figures["requests"] == figures["ok"] == requests
+    commits = [e for e in events if isinstance(e, Commit)]
+    oks = [e for e in events if isinstance(e, Op) and e.type == "ok"]
+    assert len(commits) == len(oks) == requests
+    assert all(c.server_time and c.requested_mono_s is not None for c in commits)
+    assert {c.alert_id for c in commits} == {o.value["alert"]["id"] for o in oks}
+    if not small:
+        assert figures["cpu_us_per_request"] <= BUDGET_US_PER_REQUEST
+
+
+def main() -> None:
+    """Print the figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=CLIENTS)
+    parser.add_argument("--alerts", type=int, default=ALERTS)
+    parser.add_argument("--alert-rate", type=float, default=ALERT_RATE_PER_S)
+    parser.add_argument("--requests", type=int, default=REQUESTS)
+    parser.add_argument("--request-rate", type=float, default=REQUEST_RATE_PER_S)
+    parser.add_argument("--only", choices=("fleet", "generator"))
+    args = parser.parse_args()
+    gen = echo_url.__wrapped__()  # type: ignore[attr-defined]
+    url = next(gen)
+    try:
+        print(f"load average: {os.getloadavg()}")
+        if args.only != "generator":
+            fleet = _run(
+                fleet_cost(
+                    url, clients=args.clients, alerts=args.alerts, rate_per_s=args.alert_rate
+                )
+            )
+            print(
+                f"fleet: {fleet['events']} events to {args.clients} clients,"
+                f" {fleet['cpu_us_per_event']:.1f} us CPU/event"
+                f" ({fleet['events_per_s']:.0f} events/s, CPU share {fleet['cpu_share']:.2f})"
+            )
+        if args.only != "fleet":
+            generator = _run(
+                generator_cost(url, requests=args.requests, rate_per_s=args.request_rate)
+            )
+            print(
+                f"generator: {generator['requests']} requests,"
+                f" {generator['cpu_us_per_request']:.1f} us CPU/request"
+                f" (achieved {generator['achieved_rate_per_s']:.0f}/s,"
+                f" lag p99 {generator['p99_lag_ms']:.1f} ms)"
+            )
+    finally:
+        gen.close()
+
+
+if __name__ == "__main__":
+    main()
