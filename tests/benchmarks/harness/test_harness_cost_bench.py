@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import re
 import selectors
@@ -222,6 +223,10 @@ async def generator_cost(
     def target(i: int) -> tuple[int, int]:
         return 1 + i % PROJECTS, 1 + i // PROJECTS
 
+    def describe(i: int) -> dict[str, int]:
+        project, line_item = target(i)
+        return {"project_id": project, "line_item_id": line_item}
+
     async def complete(i: int) -> Any:
         project, line_item = target(i)
         # The project's manager is user ``project`` in the echo.
@@ -233,22 +238,26 @@ async def generator_cost(
         for user in range(1, PROJECTS + 1):
             ctx.token(user)
         await asyncio.gather(*(complete(-i - 1) for i in range(32)))
-        for _ in range(rounds):
-            before = len(ctx.history)
-            cpu0 = time.process_time()
-            report = await run_open_loop(
-                constant_rate(rate_per_s, requests / rate_per_s, seed=1),
-                complete,
-                history=ctx.history,
-                max_in_flight=512,
-                deadline_s=requests / rate_per_s + 30.0,
-                f="complete",
-                describe=lambda i: dict(
-                    zip(("project_id", "line_item_id"), target(i), strict=True)
-                ),
-            )
-            cpu1 = time.process_time()
-            per_request.append((cpu1 - cpu0) / max(1, report.launched) * 1e6)
+        # As in a run, where the fleet froze what existed once it connected.
+        gc.collect()
+        gc.freeze()
+        try:
+            for _ in range(rounds):
+                before = len(ctx.history)
+                cpu0 = time.process_time()
+                report = await run_open_loop(
+                    constant_rate(rate_per_s, requests / rate_per_s, seed=1),
+                    complete,
+                    history=ctx.history,
+                    max_in_flight=512,
+                    deadline_s=requests / rate_per_s + 30.0,
+                    f="complete",
+                    describe=describe,
+                )
+                cpu1 = time.process_time()
+                per_request.append((cpu1 - cpu0) / max(1, report.launched) * 1e6)
+        finally:
+            gc.unfreeze()
     return {
         "requests_per_round": report.launched,
         "ok": report.ok,
