@@ -17,6 +17,7 @@ from scenarios.load import LoadScenario
 from scenarios.network import NetworkScenario
 from scenarios.queue import QueueScenario
 from scenarios.rollback import RollbackScenario
+from scenarios.security import SecurityScenario
 
 __all__ = ["CATCHES", "MAIN_SUITE", "SCENARIOS", "get"]
 
@@ -31,6 +32,7 @@ SCENARIOS: dict[str, Scenario] = {
         CacheScenario(),
         RollbackScenario(),
         IndexScenario(),
+        SecurityScenario(),
     )
 }
 MAIN_SUITE: tuple[str, ...] = (
@@ -42,6 +44,7 @@ MAIN_SUITE: tuple[str, ...] = (
     "queue",
     "cache",
     "indexes",
+    "security",
 )
 
 #: The self-check matrix: each flaw and the scenarios that must fail under it.
@@ -49,7 +52,7 @@ MAIN_SUITE: tuple[str, ...] = (
 #: selfcheck`` says so).
 CATCHES: dict[str, tuple[str, ...]] = {
     "n_plus_one": ("load",),
-    "no_room_auth": ("delivery",),
+    "no_room_auth": ("delivery", "security"),
     "emit_before_commit": ("rollback",),
     "non_atomic_completion": ("rollback",),
     "no_rejoin": ("network",),
