@@ -57,16 +57,20 @@ MAX_ID = 2**63 - 1
 CONTRACT_EVENTS = ("subscribe_project", "sync")
 #: The id each contract event's payload carries.
 _KEYS = {"subscribe_project": "projectId", "sync": "sinceAlertId"}
-#: Event names that are not the contract's but that a server might trip on:
-#: Socket.IO's reserved names, the server's own events sent back to it,
-#: JavaScript object keys, near-misses of the real names.
-TRICKY_EVENT_NAMES = (
+#: Names the Socket.IO protocol reserves: a server may treat an event so named
+#: as a protocol error and close the connection (the Node server does).
+RESERVED_EVENT_NAMES = (
     "connect",
-    "disconnect",
     "connect_error",
+    "disconnect",
     "disconnecting",
     "newListener",
     "removeListener",
+)
+#: Event names that are not the contract's but that a server might trip on:
+#: the server's own events sent back to it, JavaScript object keys,
+#: near-misses of the real names.
+TRICKY_EVENT_NAMES = (
     "message",
     "error",
     "new_alert",
@@ -83,9 +87,9 @@ TRICKY_EVENT_NAMES = (
     "",
 )
 #: Action kinds after which the server may close the attacker's connection:
-#: payloads beyond a transport's size limit, or not valid JSON (NaN), are a
-#: protocol error rather than a handler's input.
-ALLOWED_DROP_KINDS = frozenset({"oversized", "invalid_json"})
+#: payloads beyond a transport's size limit, not valid JSON (NaN), or an event
+#: under a reserved name are a protocol error rather than a handler's input.
+ALLOWED_DROP_KINDS = frozenset({"oversized", "invalid_json", "reserved_event"})
 ACK_TIMEOUT_S = 5.0
 
 Expect = Literal["refused", "ok", "any"]
@@ -233,8 +237,11 @@ def socket_actions(
         st.tuples(names, event_args).map(
             lambda t: SocketAction("unknown_event", t[0], t[1], False, "any")
         ),
-        st.tuples(st.sampled_from(TRICKY_EVENT_NAMES), event_args).map(
+        st.tuples(st.sampled_from(RESERVED_EVENT_NAMES), event_args).map(
             lambda t: SocketAction("reserved_event", t[0], t[1], False, "any")
+        ),
+        st.tuples(st.sampled_from(TRICKY_EVENT_NAMES), event_args).map(
+            lambda t: SocketAction("tricky_event", t[0], t[1], False, "any")
         ),
         st.tuples(
             st.sampled_from(CONTRACT_EVENTS), st.sampled_from((16, 64, 256)), st.booleans()
@@ -253,7 +260,7 @@ def socket_actions(
                 "refused",
             )
         ),
-        st.tuples(st.sampled_from(CONTRACT_EVENTS), st.sampled_from((50, 200, 800))).map(
+        st.tuples(st.sampled_from(CONTRACT_EVENTS), st.sampled_from((50, 150, 300))).map(
             lambda t: SocketAction(
                 "deeply_nested",
                 t[0],
@@ -338,6 +345,8 @@ class SocketFuzzTally:
     bad_connects: Counter[str] = field(default_factory=Counter)
     bad_connects_accepted: list[str] = field(default_factory=list)
     reconnect_failures: int = 0
+    #: Actions the client library itself could not encode (never sent).
+    unsendable: int = 0
 
     def forbidden_drops(self) -> int:
         return sum(n for kind, n in self.drops.items() if kind not in ALLOWED_DROP_KINDS)
@@ -359,6 +368,7 @@ class SocketFuzzTally:
             "drop_examples": self.drop_examples[:10],
             "missing_ack_examples": self.missing_ack_examples[:10],
             "reconnect_failures": self.reconnect_failures,
+            "unsendable": self.unsendable,
         }
 
 
@@ -498,8 +508,17 @@ class Attacker:
                 answered, ack = await self._call(action.event, data)
             else:
                 await self._sio.emit(action.event, data)
+                # A cheap acked call behind it: packets are handled in order, so
+                # a connection the action broke shows here, blamed on the action.
+                await self._call("sync", {"sinceAlertId": MAX_ID})
         except socketio.exceptions.SocketIOError as exc:  # e.g. the connection went away
             logger.debug("attacker %d: %s failed: %r", self.user_id, action.kind, exc)
+        except (RecursionError, TypeError, ValueError) as exc:
+            # The client library could not encode it: nothing reached the server.
+            logger.warning("attacker %d could not send %s: %r", self.user_id, action.kind, exc)
+            tally.sent[action.kind] -= 1
+            tally.unsendable += 1
+            return None
         if answered:
             tally.acked[action.kind] += 1
             self._judge(action, ack)
