@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -165,6 +167,18 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.realtime = realtime
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each error's input; a body holding NaN
+        # or Infinity (Python's json reads them) made that echo unserialisable
+        # and the malformed request a 500 (found by the security scenario).
+        errors = jsonable_encoder(exc.errors())
+        try:
+            return JSONResponse({"detail": errors}, status_code=422)
+        except ValueError:
+            detail = [{k: v for k, v in e.items() if k != "input"} for e in errors]
+            return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(InjectedRollback)
     async def injected(request: Request, exc: InjectedRollback) -> JSONResponse:
