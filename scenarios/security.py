@@ -53,6 +53,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
+import aiohttp
 import socketio
 
 from harness.checks import CheckResult
@@ -94,6 +95,23 @@ BAD_AUTH_SHAPES: tuple[tuple[str, Any], ...] = (
 )
 
 
+#: Request bodies of ``POST /api/alerts/generate`` that are not the documented
+#: JSON: (kind, body, must be refused). Contract 6: never a 5xx; a 4xx where
+#: the body is plainly not the documented JSON. Duplicate keys (RFC 8259 leaves
+#: them to the parser) and more ids than the reference takes (100,000) may
+#: also be served.
+MALFORMED_BODIES: tuple[tuple[str, bytes, bool], ...] = (
+    ("not_json", b"not json", True),
+    ("truncated_json", b'{"project_ids": [1, 2', True),
+    ("empty", b"", True),
+    ("nan", b'{"project_ids": [NaN]}', True),
+    ("invalid_utf8", b'{"project_ids": ["\xff\xfe"]}', True),
+    ("deeply_nested", b'{"project_ids": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", True),
+    ("duplicate_keys", b'{"project_ids": [1], "project_ids": "x"}', False),
+    ("too_many_ids", b'{"project_ids": [' + b",".join([b"1"] * 200_001) + b"]}", False),
+)
+
+
 def fuzz_examples(environ: Mapping[str, str] | None = None) -> int:
     """The example budget: ``ALERTBENCH_FUZZ_EXAMPLES``, default 10."""
     raw = (os.environ if environ is None else environ).get(FUZZ_EXAMPLES_ENV, "").strip()
@@ -106,6 +124,12 @@ def fuzz_examples(environ: Mapping[str, str] | None = None) -> int:
     if not 1 <= value <= 100_000:
         raise ConfigError(FUZZ_EXAMPLES_ENV, f"must be in 1..100000, got {value}")
     return value
+
+
+def _answered(probe: Mapping[str, Any]) -> bool:
+    """A malformed-body probe that got an answer below 500 (just not a 4xx)."""
+    status = probe.get("status")
+    return isinstance(status, int) and status < 500
 
 
 class SecurityScenario:
@@ -192,6 +216,7 @@ class SecurityScenario:
             await intruder.connect()
             await ghost_client.connect()
             await self._probe_rooms(intruder, ghost_client, attacker_project, foreign)
+            await self._probe_reserved_connect(ctx, intruder, attacker, victim)
             lap("room_probes")
 
             actions = await asyncio.to_thread(
@@ -211,6 +236,11 @@ class SecurityScenario:
                 )
                 while await step():  # the rest of the walk, if the fuzz ended early
                     pass
+                # Everything the attacker and the ghost can catch up on: their own only.
+                for client in (intruder, ghost_client):
+                    await client.send(
+                        SocketAction("sync_valid", "sync", ({"sinceAlertId": 0},), True, "ok")
+                    )
                 lap("socket_fuzz_and_walk")
                 http_probes = await self._probe_http(
                     ctx, http, attacker, victim, victim_project, attacker_project
@@ -307,6 +337,18 @@ class SecurityScenario:
             )
         )
 
+    async def _probe_reserved_connect(
+        self, ctx: ScenarioContext, intruder: Attacker, attacker: int, victim: int
+    ) -> None:
+        """An event named ``connect`` carrying a forged ``auth``: a server that
+        hands client events to its connect handler (python-socketio does) must
+        not let the socket become the victim's. The final ``sync`` shows it."""
+        for bad in bad_tokens(ctx.tokens, attacker, victim):
+            if bad.token:
+                await intruder.send(
+                    SocketAction("reserved_event", "connect", ({}, {"token": bad.token}), False)
+                )
+
     def _stepper(
         self, ctx: ScenarioContext, http: AppHttp, projects: list[int]
     ) -> Callable[[], Awaitable[bool]]:
@@ -381,12 +423,36 @@ class SecurityScenario:
             statuses[str(status)] += 1
             if status != 403:
                 wrong.append({"request": f"{method} {path}", "token": "attacker", "status": status})
+        # Bodies no JSON strategy produces: each must get a 4xx, never a 5xx.
+        malformed: list[dict[str, Any]] = []
+        # A connection of its own per body: a server may close one after a 500.
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10),
+            connector=aiohttp.TCPConnector(force_close=True),
+        ) as raw:
+            for kind, body, must_reject in MALFORMED_BODIES:
+                try:
+                    async with raw.post(
+                        f"{http.base_url}/api/alerts/generate",
+                        data=body,
+                        headers={**ctx.auth(attacker), "Content-Type": "application/json"},
+                    ) as response:
+                        await response.read()
+                        answer: int | str = response.status
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    answer = type(exc).__name__
+                statuses[str(answer)] += 1
+                answered = isinstance(answer, int) and answer < 500
+                if not answered or (must_reject and not 400 <= int(answer) < 500):
+                    malformed.append({"body": kind, "status": answer})
         return {
             "requests": sum(statuses.values()),
             "bad_credentials": len(requests) * len(headers),
             "cross_user": len(cross),
+            "malformed_bodies": len(MALFORMED_BODIES),
             "statuses": dict(sorted(statuses.items())),
             "wrong": wrong,
+            "malformed_bodies_wrong": malformed,
         }
 
     @staticmethod
@@ -469,6 +535,7 @@ class SecurityScenario:
         def known(valid: bool, evidence: int) -> Validity:
             return valid if evidence else "unknown"
 
+        bodies: list[dict[str, Any]] = list(probes.get("malformed_bodies_wrong", []))
         five = sum(n for s, n in api.statuses.items() if s >= 500)
         probe_5xx = sum(
             n for s, n in probes.get("statuses", {}).items() if s.isdigit() and int(s) >= 500
@@ -477,8 +544,13 @@ class SecurityScenario:
             CheckResult.build(
                 "http_no_server_errors",
                 violations=api.counterexamples.get("server_error", [])
-                + api.counterexamples.get("transport", []),
-                valid=known(five + probe_5xx + api.transport_errors == 0, api.requests),
+                + api.counterexamples.get("transport", [])
+                + [m for m in bodies if not _answered(m)],
+                valid=known(
+                    five + probe_5xx + api.transport_errors == 0
+                    and all(_answered(m) for m in bodies),
+                    api.requests,
+                ),
                 summary=(
                     f"{five + probe_5xx} 5xx and {api.transport_errors} unanswered of "
                     f"{api.requests + probes.get('requests', 0)} requests "
@@ -506,9 +578,18 @@ class SecurityScenario:
             ),
             CheckResult.build(
                 "http_malformed_rejected",
-                violations=api.counterexamples.get("malformed_accepted", []),
-                valid=known(api.failures["malformed_accepted"] == 0, api.requests),
-                summary=f"{api.failures['malformed_accepted']} malformed requests answered 2xx",
+                violations=api.counterexamples.get("malformed_accepted", [])
+                + [m for m in bodies if _answered(m)],
+                valid=known(
+                    api.failures["malformed_accepted"] == 0
+                    and not any(_answered(m) for m in bodies),
+                    api.requests,
+                ),
+                summary=(
+                    f"{api.failures['malformed_accepted']} schema-violating requests and "
+                    f"{sum(_answered(m) for m in bodies)} of {len(MALFORMED_BODIES)} "
+                    "malformed bodies answered other than 4xx"
+                ),
                 counts={"accepted": float(api.failures["malformed_accepted"])},
             ),
             CheckResult.build(
