@@ -517,7 +517,12 @@ class Attacker:
                 await self._sio.emit(action.event, data)
                 # A cheap acked call behind it: packets are handled in order, so
                 # a connection the action broke shows here, blamed on the action.
-                await self._call("sync", {"sinceAlertId": MAX_ID})
+                pinged, _ = await self._call("sync", {"sinceAlertId": MAX_ID})
+                if not pinged and self._sio.connected and not self._dropped.is_set():
+                    # Connected, yet the server answers nothing any more.
+                    tally.missing_acks[f"sync_after_{action.kind}"] += 1
+                    if len(tally.missing_ack_examples) < 10:
+                        tally.missing_ack_examples.append(action.describe())
         except socketio.exceptions.SocketIOError as exc:  # e.g. the connection went away
             logger.debug("attacker %d: %s failed: %r", self.user_id, action.kind, exc)
         except (RecursionError, TypeError, ValueError) as exc:
@@ -555,7 +560,7 @@ class Attacker:
         dropped = asyncio.ensure_future(self._dropped.wait())
         try:
             await asyncio.wait(
-                {answer, dropped}, timeout=ACK_TIMEOUT_S, return_when="FIRST_COMPLETED"
+                {answer, dropped}, timeout=ACK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             dropped.cancel()
