@@ -632,6 +632,11 @@ class SecurityScenario:
             CheckResult.build(
                 "socket_robustness",
                 violations=tally.missing_ack_examples
+                + (
+                    [{"gave_up": "a valid token's reconnects were refused"}]
+                    if tally.gave_up
+                    else []
+                )
                 + tally.accepted_malformed
                 + tally.valid_refused
                 + [d for d in tally.drop_examples if d["kind"] not in ALLOWED_DROP_KINDS],
@@ -641,6 +646,7 @@ class SecurityScenario:
                         or tally.accepted_malformed
                         or tally.valid_refused
                         or tally.forbidden_drops()
+                        or tally.gave_up
                     ),
                     sum(tally.sent.values()),
                 ),
@@ -649,6 +655,7 @@ class SecurityScenario:
                     f"contract acks missing, {len(tally.accepted_malformed)} malformed accepted, "
                     f"{len(tally.valid_refused)} valid refused, {tally.forbidden_drops()} "
                     "connections dropped by a handler"
+                    + ("; the attacker could not reconnect" if tally.gave_up else "")
                 ),
                 counts={
                     "sent": float(sum(tally.sent.values())),

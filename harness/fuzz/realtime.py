@@ -348,6 +348,9 @@ class SocketFuzzTally:
     reconnect_failures: int = 0
     #: Actions the client library itself could not encode (never sent).
     unsendable: int = 0
+    #: The attacker could not connect again after a drop (its valid token
+    #: refused, or the server gone): the rest of the actions were not sent.
+    gave_up: bool = False
 
     def forbidden_drops(self) -> int:
         return sum(n for kind, n in self.drops.items() if kind not in ALLOWED_DROP_KINDS)
@@ -370,6 +373,7 @@ class SocketFuzzTally:
             "missing_ack_examples": self.missing_ack_examples[:10],
             "reconnect_failures": self.reconnect_failures,
             "unsendable": self.unsendable,
+            "gave_up": self.gave_up,
         }
 
 
@@ -426,7 +430,7 @@ class Attacker:
         member_of: Sequence[int],
         tally: SocketFuzzTally,
         on_event: OnEvent,
-        max_reconnects: int = 50,
+        reconnect_attempts: int = 5,
     ) -> None:
         self.url = url
         self.user_id = user_id
@@ -434,7 +438,7 @@ class Attacker:
         self._token = token
         self._tally = tally
         self._on_event = on_event
-        self._reconnects_left = max_reconnects
+        self._reconnect_attempts = reconnect_attempts
         self._dropped = asyncio.Event()
         self._sio = self._new_client()
         self.disconnects = 0
@@ -485,8 +489,9 @@ class Attacker:
     async def _ensure_connected(self) -> bool:
         if self._sio.connected:
             return True
-        while self._reconnects_left > 0:
-            self._reconnects_left -= 1
+        # After a drop (allowed or not), a fresh connection: a few attempts in a
+        # row; a server that refuses them all has stopped serving valid users.
+        for _attempt in range(self._reconnect_attempts):
             old, self._sio = self._sio, self._new_client()
             with contextlib.suppress(Exception):
                 await old.disconnect()
@@ -500,9 +505,10 @@ class Attacker:
 
     async def send(self, action: SocketAction) -> Any:
         """Send one action; judge and tally its answer; return the ack (or None)."""
-        if not await self._ensure_connected():
-            raise RuntimeError(f"attacker {self.user_id} cannot connect any more")
         tally = self._tally
+        if not await self._ensure_connected():
+            tally.gave_up = True
+            return None
         tally.sent[action.kind] += 1
         drops_before = self.disconnects
         data: Any = (
@@ -608,6 +614,8 @@ class Attacker:
             if time.monotonic() > deadline:
                 break
             await self.send(action)
+            if self._tally.gave_up:
+                break
             sent += 1
             if between is not None and every and (i + 1) % every == 0:
                 await between()
