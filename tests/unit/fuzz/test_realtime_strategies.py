@@ -12,6 +12,7 @@ from hypothesis import given, settings
 
 from harness.fuzz.realtime import (
     ALLOWED_DROP_KINDS,
+    JSON_SAFE_MAX,
     MAX_ID,
     RESERVED_EVENT_NAMES,
     SocketAction,
@@ -75,7 +76,9 @@ def test_each_action_is_what_its_kind_says(action: SocketAction) -> None:
         assert project not in OWN
         assert action.expect == "refused"
     elif action.kind == "sync_valid":
-        assert contract_id(action.args, "sinceAlertId", allow_zero=True) is not None
+        since = contract_id(action.args, "sinceAlertId", allow_zero=True)
+        assert since is not None
+        assert since <= JSON_SAFE_MAX  # exact in every JSON parser
         assert action.expect == "ok"
     elif action.kind in ("unknown_event", "tricky_event"):
         assert action.event not in ("subscribe_project", "sync")
