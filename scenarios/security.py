@@ -3,9 +3,10 @@
 Everything is judged by the contract (``docs/contract.md``), never by a
 target's own description of itself:
 
-1. **Victims and bystanders.** Every member of every project connects (the
-   harness's client, into the history) and joins their project's room; each
-   project then walks its workflow, a step at a time, all through the fuzzing.
+1. **Victims and bystanders.** Every member of every project but the
+   attacker's connects (the harness's client, into the history) and joins
+   their project's room; every project then walks its workflow, a step at a
+   time, all through the Socket.IO fuzzing.
 2. **Bad credentials.** Socket.IO connections and requests to every
    authenticated operation with missing, malformed, truncated, re-signed,
    tampered (another user's id under the attacker's signature), ``alg:
@@ -16,15 +17,19 @@ target's own description of itself:
    project's room: every request refused. The attacker then sends a seeded
    Hypothesis stream of events (``harness.fuzz.realtime``): malformed, wrongly
    typed, binary, deeply nested and oversized payloads, unknown and reserved
-   event names, random room ids, ``sync`` catch-ups. Every ``subscribe_project``
-   and ``sync`` is acked within 5 s, malformed ones refused; no handler drops
-   the connection; ``sync`` returns only the attacker's own alerts.
+   event names, random room ids, ``sync`` catch-ups, and an event named
+   ``connect`` carrying a forged token. Every ``subscribe_project`` and
+   ``sync`` is acked within 5 s, malformed ones refused; no handler drops the
+   connection (only protocol abuse may: oversized packets, NaN, reserved
+   event names); ``sync`` returns only the attacker's own alerts.
 4. **Cross-user HTTP**: the attacker reads a victim's alert list and completes
    the victim project's current step: 403 both.
 5. **Schemathesis** over the contract's OpenAPI document
    (``harness/contract/openapi.json``), positive and negative data, with the
    attacker's valid token (``harness.fuzz.api``): never a 5xx, every answer a
-   documented status with a documented body, malformed input a 4xx.
+   documented status with a documented body, malformed input a 4xx; and raw
+   bodies no JSON strategy makes (not JSON, NaN, bad UTF-8, nested 100,000
+   deep): a 4xx.
 6. **Afterwards**: the server still answers ``/healthz`` and a fresh
    Socket.IO connection's ``sync``; no victim or bystander was ever
    disconnected.
@@ -39,8 +44,10 @@ Socket.IO events sent by kind, acks, drops, statuses.
 
 Budget: ``ALERTBENCH_FUZZ_EXAMPLES`` (default 10) examples per operation and
 generation mode for schemathesis, and ten times as many Socket.IO actions.
-CI runs the default; raise it for a deeper search (e.g. 200: about 3,000
-requests and 2,000 events). The run's ``--seed`` seeds both.
+CI runs the default (about 110 schemathesis requests and 120 Socket.IO
+events); raise it for a deeper search (100: about 1,100 requests and 1,000
+events, two minutes on a shared 2-core machine). The run's ``--seed`` seeds
+both.
 """
 
 from __future__ import annotations
