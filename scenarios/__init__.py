@@ -19,6 +19,7 @@ from scenarios.load import LoadScenario
 from scenarios.network import NetworkScenario
 from scenarios.queue import QueueScenario
 from scenarios.rollback import RollbackScenario
+from scenarios.security import SecurityScenario
 from scenarios.soak import SoakScenario
 
 __all__ = ["CATCHES", "MAIN_SUITE", "SCENARIOS", "checks_of", "get", "judged_by"]
@@ -36,6 +37,7 @@ SCENARIOS: dict[str, Scenario] = {
         IndexScenario(),
         SoakScenario(),
         ChaosScenario(),
+        SecurityScenario(),
     )
 }
 MAIN_SUITE: tuple[str, ...] = (
@@ -48,6 +50,7 @@ MAIN_SUITE: tuple[str, ...] = (
     "cache",
     "indexes",
     "chaos",
+    "security",
 )
 
 #: The self-check matrix: each flaw and the scenarios that must fail under it.
@@ -55,7 +58,7 @@ MAIN_SUITE: tuple[str, ...] = (
 #: selfcheck`` says so).
 CATCHES: dict[str, tuple[str, ...]] = {
     "n_plus_one": ("load",),
-    "no_room_auth": ("delivery",),
+    "no_room_auth": ("delivery", "security"),
     "emit_before_commit": ("rollback",),
     "non_atomic_completion": ("rollback",),
     "no_rejoin": ("network",),

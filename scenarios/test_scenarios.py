@@ -73,6 +73,8 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         assert {"app", "postgres", "toxiproxy", "harness (generator + clients)"} <= set(roles)
         assert all(role["cpu_ms_per_op"] > 0 for role in roles.values() if role["cpu_s"] > 0)
         assert roles["app"]["cpu_s"] > 0
+    if name == "security":
+        _assert_the_attack_was_made(results)
 
 
 @pytest.mark.parametrize(
@@ -128,4 +130,38 @@ async def test_a_leak_fails_the_soak(stack: Stack, tmp_path: Path) -> None:
     assert _failed(results) == {"resource_growth"}, [c.summary for c in results.checks]
     grew = results.extra["soak"]["series"]["app_rss_mb"]
     assert grew["held"] is False
+
+
+def _assert_the_attack_was_made(results: RunResults) -> None:
+    """The security scenario's report says how much was tried, by kind."""
+    fuzz = results.extra["fuzz"]
+    http, socket = fuzz["http_fuzz"], fuzz["socket"]
+    assert http["requests"] >= 50
+    assert http["statuses"].get("200", 0) > 0  # not only refusals
+    assert fuzz["http_probes"]["requests"] == sum(fuzz["http_probes"]["statuses"].values())
+    sent = socket["events_sent_by_kind"]
+    for kind in ("subscribe_malformed", "subscribe_foreign", "sync_malformed", "sync_valid"):
+        assert sent.get(kind, 0) > 0, kind
+    assert sum(socket["bad_connects_by_kind"].values()) >= 10
+
+
+async def test_security_catches_a_room_join_without_membership(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Under ``no_room_auth`` the attacker joins the victims' rooms: its join is
+    acked ok (socket_auth) and it hears their events (no_leaks); nothing else
+    about the attack breaks."""
+    params = RunParams(**{**SMALL.to_dict(), "flaws": frozenset({"no_room_auth"})})
+    results = await _run(stack, "security", tmp_path, params)
+    assert _failed(results) == {"socket_auth", "no_leaks"}, [
+        (c.name, c.summary) for c in results.checks
+    ]
+    fuzz = results.extra["fuzz"]
+    joined = {j["args"] for j in fuzz["socket"]["foreign_joins"]}
+    assert f"({{'projectId': {fuzz['victim_project']}}},)" in joined
+    leaks = next(c for c in results.checks if c.name == "no_leaks")
+    assert {e["user_id"] for e in leaks.counterexamples} <= {
+        fuzz["attacker_user"],
+        fuzz["ghost_user"],
+    }
     assert results.exit_code == 1

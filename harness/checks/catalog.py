@@ -53,6 +53,18 @@ INVARIANTS: Final[dict[str, str]] = {
     "cache_fallback": "with Redis out of reach, a user's alert list is still answered, right,"
     " from Postgres",
     "index_use": "the hot queries use an index, never a sequential scan of workflow_alerts",
+    "http_no_server_errors": "fuzzed HTTP requests (schemathesis, the contract's OpenAPI"
+    " document) never get a 5xx or no answer",
+    "http_schema_conformance": "every answer's status, media type and body match the contract's"
+    " OpenAPI document",
+    "http_malformed_rejected": "malformed HTTP input gets a 4xx",
+    "http_auth": "bad, tampered and expired tokens get 401; another user's data 403",
+    "socket_auth": "bad tokens cannot connect; a non-member cannot join a project's room; sync"
+    " returns only the caller's alerts",
+    "socket_robustness": "malformed, oversized and unknown Socket.IO events are acked or refused,"
+    " and only protocol abuse closes the sender",
+    "bystanders_connected": "no other client is disconnected while an attacker fuzzes",
+    "server_alive": "the target still answers /healthz after the attack",
     "resource_growth": "after a warm-up, app memory and file descriptors, Postgres connections"
     " and Redis memory grow no faster than their bounds",
 }
@@ -67,5 +79,15 @@ SCENARIO_CHECKS: Final[dict[str, tuple[str, ...]]] = {
     "cache": ("read_your_writes", "cache_fallback"),
     "indexes": ("index_use",),
     "soak": ("resource_growth",),
+    "security": (
+        "http_no_server_errors",
+        "http_schema_conformance",
+        "http_malformed_rejected",
+        "http_auth",
+        "socket_auth",
+        "socket_robustness",
+        "bystanders_connected",
+        "server_alive",
+    ),
 }
 """Scenario -> the checks it reaches itself (besides its history checkers)."""

@@ -80,6 +80,9 @@ async def test_a_non_member_cannot_complete(api: Api, seeded: SeedResult) -> Non
         ("post", "/api/alerts/generate", b'{"project_ids": [-1]}'),
         ("post", "/api/alerts/generate", b'{"project_ids": [1e30]}'),
         ("post", "/api/alerts/generate", b'{"project_ids": [99999999999999999999999]}'),
+        # Not JSON, but Python reads them: the 422 must not echo them (was a 500).
+        ("post", "/api/alerts/generate", b'{"project_ids": [NaN]}'),
+        ("post", "/api/alerts/generate", b'{"project_ids": [1, -Infinity]}'),
         ("post", "/api/alerts/generate", b'{"projectIds": [1]}'),
         ("post", "/api/alerts/generate", b"[]"),
         ("post", "/api/projects/abc/line-items/1/complete", None),
