@@ -199,6 +199,10 @@ class Request:
             return json.loads(raw)
         except ValueError as exc:
             raise _invalid("json_invalid", ("body", 0), f"JSON decode error: {exc}", None) from None
+        except RecursionError:
+            # A body nested deeper than the parser's stack (found by the
+            # security scenario: 100,000 levels) is malformed input, not a 500.
+            raise _invalid("json_invalid", ("body", 0), "JSON nested too deeply", None) from None
 
 
 class Response:
