@@ -25,13 +25,14 @@ from harness.clients.subscriber import ClientEvent, ReconnectPolicy
 from harness.contract import SeedResult, TokenScheme
 from harness.errors import ConfigError
 from harness.history import History, Op, Receive, announced_alert
+from harness.history.store import FaultEventLike
 from harness.metrics.resources import CpuMark, mark_cpu
 from harness.stack import Stack, _sql
 from harness.stack.app import FANOUTS
 from harness.targets import Target
 from harness.workload import GeneratorReport, OpFailed
 
-__all__ = ["RunParams", "Scenario", "ScenarioContext", "announced_alert"]
+__all__ = ["RunParams", "Scenario", "ScenarioContext", "announced_alert", "wait_until"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -395,12 +396,11 @@ class ScenarioContext:
 
     async def drain(self, done: Callable[[], bool]) -> bool:
         """Wait until ``done()`` (deliveries in flight arrived), at most ``drain_s``."""
-        deadline = time.monotonic() + self.params.drain_s
-        while not done():
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True
+        return await wait_until(done, self.params.drain_s)
+
+    def record_fault(self, event: FaultEventLike) -> None:
+        """Record a fault's start or heal in the history (``Fault.on_event``)."""
+        self.history.record_fault(event)
 
     async def settle(self, quiet_s: float = 0.5) -> None:
         """Wait until no client event arrived for ``quiet_s`` (at most ``drain_s``).
@@ -458,3 +458,13 @@ class Scenario(Protocol):
 
 
 ScenarioRun = Callable[[ScenarioContext], Awaitable[None]]
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``condition`` every 50 ms until it holds; False after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True

@@ -143,11 +143,27 @@ SELECT t.id, t.current_line_item_id, t.completed_at,
                WHERE pm.project_id = t.project_id AND pm.user_id = $2) AS is_member
 FROM project_workflow_trackers t WHERE t.project_id = $1
 """
-# The next active line item in workflow order, computed once (a CTE that is
-# MATERIALIZED; referenced twice in SET, a plain subquery ran twice).
-_ADVANCE_SQL = """
-WITH nxt AS MATERIALIZED (
-    SELECT (
+
+
+def _advance_sql(next_item: str) -> str:
+    """Move the tracker to ``next_item`` (a query of the next line item's id,
+    given the current one as ``$2``), computed once: a MATERIALIZED CTE, as it
+    is referenced twice in SET (a plain subquery ran twice)."""
+    return f"""
+WITH nxt AS MATERIALIZED (SELECT ({next_item}) AS id)
+UPDATE project_workflow_trackers t SET
+    current_line_item_id = nxt.id,
+    completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
+    updated_at = now()
+FROM nxt
+WHERE t.project_id = $1
+RETURNING t.current_line_item_id
+"""
+
+
+# The next active line item in workflow order.
+_ADVANCE_SQL = _advance_sql(
+    """
         SELECT li.id FROM workflow_line_items li
         JOIN workflow_sections s ON s.id = li.section_id
         JOIN workflow_phases p ON p.id = s.phase_id
@@ -155,55 +171,25 @@ WITH nxt AS MATERIALIZED (
             SELECT p0.position, s0.position, li0.position, li0.id FROM workflow_line_items li0
             JOIN workflow_sections s0 ON s0.id = li0.section_id
             JOIN workflow_phases p0 ON p0.id = s0.phase_id WHERE li0.id = $2)
-        ORDER BY p.position, s.position, li.position, li.id LIMIT 1
-    ) AS id
+        ORDER BY p.position, s.position, li.position, li.id LIMIT 1"""
 )
-UPDATE project_workflow_trackers t SET
-    current_line_item_id = nxt.id,
-    completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
-    updated_at = now()
-FROM nxt
-WHERE t.project_id = $1
-RETURNING t.current_line_item_id
-"""
 # The flaw ``id_order_advance``: "next" is the next active item by id, as if
 # templates only ever grew at their end.
-_ADVANCE_BY_ID_SQL = """
-WITH nxt AS MATERIALIZED (
-    SELECT (
-        SELECT li.id FROM workflow_line_items li WHERE li.is_active AND li.id > $2
-        ORDER BY li.id LIMIT 1
-    ) AS id
+_ADVANCE_BY_ID_SQL = _advance_sql(
+    "SELECT li.id FROM workflow_line_items li WHERE li.is_active AND li.id > $2"
+    " ORDER BY li.id LIMIT 1"
 )
-UPDATE project_workflow_trackers t SET
-    current_line_item_id = nxt.id,
-    completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
-    updated_at = now()
-FROM nxt
-WHERE t.project_id = $1
-RETURNING t.current_line_item_id
-"""
 # The flaw ``ignore_phase_order``: sections and items ordered as if the
 # template had one phase.
-_ADVANCE_IGNORING_PHASES_SQL = """
-WITH nxt AS MATERIALIZED (
-    SELECT (
+_ADVANCE_IGNORING_PHASES_SQL = _advance_sql(
+    """
         SELECT li.id FROM workflow_line_items li
         JOIN workflow_sections s ON s.id = li.section_id
         WHERE li.is_active AND (s.position, li.position, li.id) > (
             SELECT s0.position, li0.position, li0.id FROM workflow_line_items li0
             JOIN workflow_sections s0 ON s0.id = li0.section_id WHERE li0.id = $2)
-        ORDER BY s.position, li.position, li.id LIMIT 1
-    ) AS id
+        ORDER BY s.position, li.position, li.id LIMIT 1"""
 )
-UPDATE project_workflow_trackers t SET
-    current_line_item_id = nxt.id,
-    completed_at = CASE WHEN nxt.id IS NULL THEN now() END,
-    updated_at = now()
-FROM nxt
-WHERE t.project_id = $1
-RETURNING t.current_line_item_id
-"""
 _COMPLETE_SCOPED_SQL = """
 UPDATE workflow_alerts SET status = 'COMPLETED', completed_at = now()
 WHERE project_id = $1 AND step_id = $2 AND status = 'ACTIVE'

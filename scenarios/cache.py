@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult
 from harness.clients import AppHttp, HttpResponse
-from harness.faults import FaultEvent, ToxiproxyClient, down
+from harness.faults import ToxiproxyClient, down
 from harness.scenario import ScenarioContext
 from harness.slo import only_slos
 from harness.stack import _sql
@@ -99,7 +99,7 @@ class CacheScenario:
         wrong: list[dict[str, Any]] = []
         async with ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
             outage = down(tp, ctx.stack.toxiproxy.proxy_name("redis"))
-            outage.on_event = _recorder(ctx)
+            outage.on_event = ctx.record_fault
             async with outage:
                 for row in sorted(rows, key=lambda r: r["project_id"]):
                     item = row["current_line_item_id"]
@@ -211,10 +211,3 @@ class CacheScenario:
                     "cache": cache,
                 }
             )
-
-
-def _recorder(ctx: ScenarioContext) -> Callable[[FaultEvent], None]:
-    def record(event: FaultEvent) -> None:
-        ctx.history.record_fault(event)
-
-    return record

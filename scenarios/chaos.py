@@ -51,7 +51,7 @@ from harness.faults import (
 )
 from harness.history import Commit, FaultMark, Op, Receive, Session
 from harness.metrics import LatencyRecorder
-from harness.scenario import ScenarioContext
+from harness.scenario import ScenarioContext, wait_until
 from harness.workload import OpFailed, constant_rate, run_open_loop
 from harness.workload.barrier import CommitGate
 from scenarios._round_robin import RoundRobin
@@ -187,7 +187,7 @@ class ChaosScenario:
 
         # After a storm of faults every client must come back: a bound of its
         # own, longer than a plain drain (the reconnection SLO judges the time).
-        ctx.extra["all_back"] = await _until(back, max(ctx.params.drain_s, BACK_S))
+        ctx.extra["all_back"] = await wait_until(back, max(ctx.params.drain_s, BACK_S))
         await ctx.settle()
         await ctx.snapshot_alerts()
         await ctx.close_fleets()
@@ -319,16 +319,6 @@ class Walker:
         if self._current[project] == item:
             self._current[project] = self._next[item]
         return body
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``condition`` until it holds, at most ``timeout_s``."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() >= deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def _quietly(task: Awaitable[Any]) -> None:

@@ -29,8 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult
@@ -40,7 +39,7 @@ from harness.clients.subscriber import ReconnectPolicy
 from harness.contract import SeedResult
 from harness.faults import At, FaultEvent, ToxiproxyClient, down, run_schedule
 from harness.history import Commit
-from harness.scenario import ScenarioContext
+from harness.scenario import ScenarioContext, wait_until
 from harness.workload import constant_rate, run_open_loop
 from harness.workload.barrier import CommitGate
 from scenarios._round_robin import RoundRobin
@@ -241,7 +240,7 @@ class NetworkScenario:
                 http, f"late{pair.later}", pair.later, step, manager(pair.later)
             )
             later_id = later.value.get("alert_id") if isinstance(later.value, dict) else None
-            if not await _until(lambda: later_id in client.alert_ids, LATE_WAIT_S):
+            if not await wait_until(lambda: later_id in client.alert_ids, LATE_WAIT_S):
                 notes.append(f"the user never received alert {later_id} live")
             ready.set()
             if not await _wait(outage_started, LATE_WAIT_S):
@@ -287,14 +286,4 @@ async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
         await asyncio.wait_for(event.wait(), timeout_s)
     except TimeoutError:
         return False
-    return True
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``condition`` until true, at most ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.01)
     return True

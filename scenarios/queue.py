@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult
 from harness.checks.result import Validity
 from harness.clients import AppHttp
-from harness.faults import FaultEvent, ToxiproxyClient, down
+from harness.faults import ToxiproxyClient, down
 from harness.history import Op
 from harness.scenario import ScenarioContext
 from harness.slo import only_slos
@@ -80,7 +80,7 @@ class QueueScenario:
         first, second = ctx.seeded.active_line_items[:2]
         async with ctx.http() as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
             outage = down(tp, ctx.stack.toxiproxy.proxy_name("postgres"), for_s=OUTAGE_S)
-            outage.on_event = _recorder(ctx)
+            outage.on_event = ctx.record_fault
             # First a few jobs through a Postgres outage (down first, then the
             # jobs: every first attempt meets it); few, so that the worker's
             # own pace does not stand in for a backoff. Then the rest.
@@ -195,10 +195,3 @@ class QueueScenario:
             ctx.history.info(op, f"job {job_id} not ended after {JOBS_TIMEOUT_S:g} s")
             ended[job_id] = "pending"
         return ended
-
-
-def _recorder(ctx: ScenarioContext) -> Callable[[FaultEvent], None]:
-    def record(event: FaultEvent) -> None:
-        ctx.history.record_fault(event)
-
-    return record
