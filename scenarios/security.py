@@ -153,7 +153,6 @@ class SecurityScenario:
         "no_phantoms": {},
         "delivery": {},
         "no_duplicates": {},
-        "exactly_once": {},
     }
     slos: ClassVar[Mapping[str, Mapping[str, Any]]] = only_slos("delivery_rate", "duplication_rate")
 
