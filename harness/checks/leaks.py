@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.checks._ops import list_reads
 from harness.checks.result import DEFAULT_MAX_COUNTEREXAMPLES, CheckResult, FinalState
-from harness.history import Commit, Event, Id, Op, Receive
+from harness.history import Commit, Event, Id, Receive
 
 __all__ = ["no_leaks"]
 
@@ -50,7 +51,9 @@ def no_leaks(
     if not assignee and members is None:
         return CheckResult.unknown(NAME, "neither alert assignees nor project memberships known")
     received = [e for e in events if isinstance(e, Receive)]
-    reads = _reads(events, read_ops)
+    reads = [
+        (str(inv.value["user_id"]), ok, items) for inv, ok, items in list_reads(events, read_ops)
+    ]
     if not received and not reads:
         return CheckResult.unknown(NAME, "no client received anything and no list was read")
 
@@ -113,26 +116,6 @@ def no_leaks(
         },
         max_counterexamples=max_counterexamples,
     )
-
-
-def _reads(
-    events: list[Event], read_ops: Sequence[str]
-) -> list[tuple[str, Op, list[dict[str, Any]]]]:
-    """(reader, completion, alerts read) of each successful list read whose
-    invoke names ``user_id`` and whose result lists ``items`` with ``id`` and
-    ``projectId``."""
-    readers: dict[int, str] = {}
-    out: list[tuple[str, Op, list[dict[str, Any]]]] = []
-    for e in events:
-        if not isinstance(e, Op) or e.f not in read_ops:
-            continue
-        if e.type == "invoke" and isinstance(e.value, dict) and "user_id" in e.value:
-            readers[e.op_id] = str(e.value["user_id"])
-        elif e.type == "ok" and e.op_id in readers and isinstance(e.value, dict):
-            items = e.value.get("items")
-            if isinstance(items, list):
-                out.append((readers[e.op_id], e, [i for i in items if isinstance(i, dict)]))
-    return out
 
 
 def _foreign(

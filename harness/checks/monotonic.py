@@ -7,9 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checks._ops import list_reads, operations
 from harness.checks.result import DEFAULT_MAX_COUNTEREXAMPLES, CheckResult, FinalState
 from harness.checks.workflow import COMPLETION_OPS
-from harness.history import Event, Op
+from harness.history import Event
 
 __all__ = ["monotonic_reads"]
 
@@ -104,24 +105,10 @@ def monotonic_reads(
 
 
 def _reads(events: list[Event], read_ops: Sequence[str]) -> dict[str, list[_Read]]:
-    invokes: dict[int, Op] = {}
     out: dict[str, list[_Read]] = defaultdict(list)
-    for e in events:
-        if not isinstance(e, Op) or e.f not in read_ops:
-            continue
-        if e.type == "invoke" and isinstance(e.value, dict) and "user_id" in e.value:
-            invokes[e.op_id] = e
-        elif e.type == "ok" and e.op_id in invokes and isinstance(e.value, dict):
-            items = e.value.get("items")
-            if not isinstance(items, list):
-                continue
-            inv = invokes[e.op_id]
-            alerts = {
-                str(a.get("id")): (str(a.get("projectId")), str(a.get("stepId")))
-                for a in items
-                if isinstance(a, dict)
-            }
-            out[str(inv.value["user_id"])].append(_Read(e.op_id, inv.mono_s, e.mono_s, alerts))
+    for inv, ok, items in list_reads(events, read_ops):
+        alerts = {str(a.get("id")): (str(a.get("projectId")), str(a.get("stepId"))) for a in items}
+        out[str(inv.value["user_id"])].append(_Read(ok.op_id, inv.mono_s, ok.mono_s, alerts))
     return out
 
 
@@ -130,21 +117,13 @@ def _completions(
 ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
     """(project, step) -> when a completion of it was first sent (any outcome
     but a definite failure), and when one was first acknowledged (ok)."""
-    invokes: dict[int, Op] = {}
     sent: dict[tuple[str, str], float] = {}
     acknowledged: dict[tuple[str, str], float] = {}
-    for e in events:
-        if not isinstance(e, Op) or e.f not in COMPLETION_OPS:
-            continue
-        if e.type == "invoke":
-            if isinstance(e.value, dict) and {"project_id", "line_item_id"} <= e.value.keys():
-                invokes[e.op_id] = e
-            continue
-        inv = invokes.get(e.op_id)
-        if inv is None or e.type == "fail":
+    for inv, end in operations(events, COMPLETION_OPS, needs=("project_id", "line_item_id")):
+        if end is None or end.type == "fail":
             continue
         step = (str(inv.value["project_id"]), str(inv.value["line_item_id"]))
         sent[step] = min(sent.get(step, inv.mono_s), inv.mono_s)
-        if e.type == "ok":
-            acknowledged[step] = min(acknowledged.get(step, e.mono_s), e.mono_s)
+        if end.type == "ok":
+            acknowledged[step] = min(acknowledged.get(step, end.mono_s), end.mono_s)
     return sent, acknowledged

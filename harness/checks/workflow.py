@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from harness.checks._ops import operations
 from harness.checks.result import DEFAULT_MAX_COUNTEREXAMPLES, CheckResult, FinalState
 from harness.history import Commit, Event, Op
 
@@ -72,19 +73,8 @@ class _Order:
 
 
 def _completions(events: Iterable[Event], ops: Sequence[str]) -> dict[str, list[_Completion]]:
-    invokes: dict[int, Op] = {}
-    ends: dict[int, Op] = {}
-    for e in events:
-        if not isinstance(e, Op) or e.f not in ops:
-            continue
-        if e.type == "invoke":
-            if isinstance(e.value, dict) and {"project_id", "line_item_id"} <= e.value.keys():
-                invokes[e.op_id] = e
-        else:
-            ends[e.op_id] = e
     out: dict[str, list[_Completion]] = defaultdict(list)
-    for op_id, inv in invokes.items():
-        end = ends.get(op_id)
+    for inv, end in operations(events, ops, needs=("project_id", "line_item_id")):
         outcome: Outcome = "unknown"
         named: object = _UNNAMED
         if end is not None and inv.f == "complete_queued":
@@ -99,7 +89,7 @@ def _completions(events: Iterable[Event], ops: Sequence[str]) -> dict[str, list[
         project = str(inv.value["project_id"])
         out[project].append(
             _Completion(
-                op_id=op_id,
+                op_id=inv.op_id,
                 process=inv.process,
                 project=project,
                 item=str(inv.value["line_item_id"]),
