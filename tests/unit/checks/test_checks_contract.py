@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from checks_support import Clock, new_history
+
 from harness.checks import (
     FinalState,
     catch_up,
@@ -15,19 +17,6 @@ from harness.checks import (
     no_leaks,
 )
 from harness.history import History
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def new_history() -> tuple[History, Clock]:
-    clock = Clock()
-    return History(mono_clock=clock, wall_clock=lambda: 0.0), clock
 
 
 def receive(

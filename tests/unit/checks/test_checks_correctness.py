@@ -7,6 +7,7 @@ import zlib
 from typing import Any
 
 import pytest
+from checks_support import Clock, new_history
 
 from harness.checks import (
     CheckResult,
@@ -19,25 +20,6 @@ from harness.checks import (
     queries_per_request,
 )
 from harness.history import History
-
-
-class Clock:
-    """A hand-driven monotonic clock: every test event happens at a chosen time."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def at(self, t: float) -> Clock:
-        self.t = t
-        return self
-
-
-def new_history() -> tuple[History, Clock]:
-    clock = Clock()
-    return History(mono_clock=clock, wall_clock=lambda: 0.0), clock
 
 
 def alert(aid: int, project: int, step: int, status: str = "ACTIVE", to: int = 7) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from checks_support import Clock, new_history
+
 from harness.checks import FinalState, linearizable, right_alert, run_checks
 from harness.history import History, Op
 
@@ -18,19 +20,6 @@ WORKFLOW = [
 ]
 MEMBERS = {"1": {"project_manager": 7, "field_director": 8, "office_staff": 9, "administration": 6}}
 ASSIGNEE = {10: 7, 30: 8, 40: 9, 25: 6}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def new_history() -> tuple[History, Clock]:
-    clock = Clock()
-    return History(mono_clock=clock, wall_clock=lambda: 0.0), clock
 
 
 def complete(
