@@ -320,6 +320,7 @@ async def _run(
         fanout=params.fanout,
         inject=getattr(scenario, "inject", None),
         seed=params.seed,
+        queue_workers=int(getattr(scenario, "queue_workers", 0)),
     )
     ctx = ScenarioContext(
         name=scenario.name,

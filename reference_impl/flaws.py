@@ -28,6 +28,8 @@ class Flaw(enum.StrEnum):
     """Queued jobs get a single attempt: the first failure is final."""
     NO_BACKOFF = "no_backoff"
     """Queued jobs retry at once, without backoff: an outage eats every attempt."""
+    NO_SWEEP = "no_sweep"
+    """Workers never sweep: the job of a worker that died mid-job stays active forever."""
     STALE_CACHE = "stale_cache"
     """The per-user alert cache is never invalidated; it only expires (TTL)."""
     NO_CACHE_FALLBACK = "no_cache_fallback"
@@ -58,6 +60,7 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.NON_ATOMIC_COMPLETION: "completion without a transaction or tracker lock",
     Flaw.NO_RETRY: "queued jobs get a single attempt",
     Flaw.NO_BACKOFF: "queued jobs retry at once, without backoff",
+    Flaw.NO_SWEEP: "a job whose worker died mid-job is never run again",
     Flaw.STALE_CACHE: "the per-user alert cache is never invalidated (TTL only)",
     Flaw.NO_CACHE_FALLBACK: "alert-list reads fail while Redis is down (no Postgres fallback)",
     Flaw.NO_REPLAY: "the relay loses what committed while its LISTEN connection was down",

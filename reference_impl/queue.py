@@ -73,11 +73,18 @@ class _Queue(RedisQueue):
     """
 
     def __init__(
-        self, client: aioredis.Redis, *, name: str, schedule_lock_ms: int, sweep_abort_s: float
+        self,
+        client: aioredis.Redis,
+        *,
+        name: str,
+        schedule_lock_ms: int,
+        sweep_abort_s: float,
+        sweep: bool = True,
     ) -> None:
         super().__init__(client, name=name)
         self._schedule_lock_ms = max(1, schedule_lock_ms)
         self._sweep_abort_s = sweep_abort_s
+        self._sweeping = sweep
         self._my_schedule = client.register_script(_SCHEDULE_SCRIPT)
 
     async def schedule(self, lock: int = 1) -> list[str]:
@@ -92,6 +99,8 @@ class _Queue(RedisQueue):
         return [i.decode() for i in ids or []]
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        if not self._sweeping:  # Flaw.NO_SWEEP: a dead worker's jobs stay active
+            return []
         return await super().sweep(max(1, int(lock)), abort=self._sweep_abort_s)
 
 
@@ -122,6 +131,7 @@ class CompletionQueue:
             name=config.queue_name,
             schedule_lock_ms=int(config.queue_schedule_interval_s * 1000),
             sweep_abort_s=min(1.0, config.queue_sweep_interval_s),
+            sweep=not config.has(Flaw.NO_SWEEP),
         )
         self._attempts = 1 if config.has(Flaw.NO_RETRY) else config.queue_attempts
         self._no_backoff = config.has(Flaw.NO_BACKOFF)

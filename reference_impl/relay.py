@@ -13,6 +13,15 @@ transaction's ``created_at`` is its start, which may precede its commit).
 Ids it has already emitted are remembered (the last ``remember`` of them), so
 replay and live notifications never emit one alert twice: each alert is
 emitted once per relay.
+
+A relay that starts afresh (its process crashed and was started again)
+does not know what the one before it emitted, so its replays never reach
+below the highest alert id committed when it first listened: those were
+the previous relay's to emit, and the clients that were connected to the
+crashed process catch up with ``sync`` when they reconnect. (Left open: an
+alert whose id was taken before that first LISTEN and which commits only
+while this relay is away again; with one process, the crash ended its
+transaction.)
 """
 
 from __future__ import annotations
@@ -43,8 +52,9 @@ Emit = Callable[[Mapping[str, Any]], Awaitable[None]]
 APPLICATION_NAME = "alertbench-relay"
 
 _REPLAY_SQL = f"""
-SELECT {ALERT_COLUMNS} FROM workflow_alerts WHERE created_at >= $1 ORDER BY id
+SELECT {ALERT_COLUMNS} FROM workflow_alerts WHERE created_at >= $1 AND id > $2 ORDER BY id
 """
+_HIGHEST_ID_SQL = "SELECT coalesce(max(id), 0) FROM workflow_alerts"
 
 
 @dataclass
@@ -111,6 +121,8 @@ class Relay:
         self._remember = remember
         #: Database time when the connection was last known alive.
         self._alive_at: dt.datetime | None = None
+        #: The highest alert id committed when this relay first listened.
+        self._floor_id = 0
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._conn: db.Connection | None = None
@@ -157,7 +169,9 @@ class Relay:
         self._conn = conn
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         now: dt.datetime = await conn.fetchval("SELECT clock_timestamp()")
-        if self._alive_at is not None and self._replay_on_reconnect:
+        if self._alive_at is None:  # the first LISTEN: older alerts are not ours
+            self._floor_id = int(await conn.fetchval(_HIGHEST_ID_SQL))
+        elif self._replay_on_reconnect:
             # Listening again: everything committed from here on arrives as a
             # notification; what was committed while we were away is replayed.
             await self._replay(conn, self._alive_at - self._replay_margin)
@@ -195,7 +209,7 @@ class Relay:
 
     async def _replay(self, conn: db.Connection, since: dt.datetime) -> None:
         started = time.perf_counter()
-        rows = await conn.fetch(_REPLAY_SQL, since)
+        rows = await conn.fetch(_REPLAY_SQL, since, self._floor_id)
         replayed = 0
         for row in rows:
             alert = Alert.from_row(row)

@@ -72,6 +72,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "ignore_phase_order": ("delivery",),
     "memory_leak": ("soak",),
     "no_replay": ("chaos",),
+    "no_sweep": ("chaos",),
     "no_sync": ("network",),
     "no_client_dedupe": ("network",),
     "no_catchup_overlap": ("network",),

@@ -8,8 +8,13 @@ swallowed until a timeout, down), on the Redis hop (down, latency), on the
 app hop (down, reset, slow close, a bandwidth cap), and on the relay's
 ``LISTEN`` connection (terminated by Postgres while an alert's commit is
 held back, so that it commits while the relay is away: a relay that does
-not replay what it missed, ``--flaw no_replay``, loses it). Then everything
-heals, the clients come back and catch up, and the whole history is judged:
+not replay what it missed, ``--flaw no_replay``, loses it), and on the
+processes: the app SIGKILLed and started again at once (as a supervisor
+would), and the queue worker SIGKILLed while a queued completion's
+transaction waits on a lock, then started again (the job must still end
+``complete``, applied once; a queue that never re-runs a dead worker's
+jobs, ``--flaw no_sweep``, leaves it hanging). Then everything heals,
+the clients come back and catch up, and the whole history is judged:
 nothing lost (after catch-up), duplicated, phantom or leaked; the database
 consistent (one completion chain per project, the right alert to the right
 person); every client caught up within the reconnection SLO.
@@ -31,12 +36,15 @@ import asyncio
 import dataclasses
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import asyncpg
 
+from harness.checks import CheckResult
+from harness.checks.result import Validity
 from harness.clients import AppHttp
 from harness.clients.subscriber import ReconnectPolicy
 from harness.faults import (
@@ -52,6 +60,8 @@ from harness.faults import (
 from harness.history import Commit, FaultMark, Op, Receive, Session
 from harness.metrics import LatencyRecorder
 from harness.scenario import ScenarioContext, wait_until
+from harness.stack._sql import HARNESS_CONNECTION
+from harness.targets.launch import Injection
 from harness.workload import OpFailed, constant_rate, run_open_loop
 from harness.workload.barrier import CommitGate
 from scenarios._round_robin import RoundRobin
@@ -68,6 +78,12 @@ POLICY = ReconnectPolicy(initial_delay_s=0.5, max_delay_s=2.0)
 WAIT_S = 15.0
 #: How long the clients may take to be back after the last heal.
 BACK_S = 30.0
+#: How long a job whose worker was killed may take to end (its heartbeat
+#: must expire and a sweep re-queue it first).
+JOB_END_S = 60.0
+JOB_ATTEMPTS = 10
+JOB_RETRY_BASE_S = 0.25
+_ENDED = {"complete", "failed", "aborted"}
 
 FAULTS: tuple[str, ...] = (
     "pg_latency",
@@ -81,15 +97,21 @@ FAULTS: tuple[str, ...] = (
     "app_slow_close",
     "app_bandwidth",
     "relay_listen",
+    "app_kill",
+    "worker_kill",
 )
 """Every fault the nemesis knows, by name (the proxy's hop, then what)."""
 
+#: Faults that happen at an instant (their window is the recovery).
+_INSTANT = frozenset({"relay_listen", "app_kill", "worker_kill"})
+
 # Every backend of the target in this database but the ones waiting for a
-# lock (the held completion) and the harness's own (the gate's, this one):
+# lock (a held completion) and the harness's own (the gates', this one):
 # the relay's LISTEN connection among them, however the target names it.
 _TARGET_BACKENDS = """
 SELECT pid FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> ALL($1::int[])
+  AND coalesce(application_name, '') <> $2
   AND backend_type = 'client backend' AND coalesce(wait_event_type, '') <> 'Lock'
 """
 
@@ -111,7 +133,7 @@ def nemesis_schedule(seed: int, *, gap_s: float = GAP_S) -> list[Step]:
     steps: list[Step] = []
     t = 1.0
     for i, fault in enumerate(order):
-        for_s = 0.0 if fault == "relay_listen" else FAULT_S
+        for_s = 0.0 if fault in _INSTANT else FAULT_S
         if steps and i % 3 == 2:
             prev = steps[-1]
             t = prev.at_s + max(0.0, prev.for_s - 1.0)
@@ -129,6 +151,12 @@ class ChaosScenario:
     )
     max_projects = MAX_PROJECTS
     user_pool = True
+    #: The reference runs its queue worker as a process of its own, which
+    #: ``worker_kill`` can crash without taking the API down.
+    queue_workers = 1
+    #: The killed job's retries must outlast the faults that follow it
+    #: (up to about a minute with full jitter).
+    inject = Injection(queue_attempts=JOB_ATTEMPTS, queue_retry_base_delay_s=JOB_RETRY_BASE_S)
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "delivery": {},
         "catch_up": {},
@@ -146,14 +174,20 @@ class ChaosScenario:
         "queries_per_request": {"enabled": False},
     }
 
+    def __init__(self) -> None:
+        #: Why a fault of the schedule was not applied, by fault.
+        self._skips: dict[str, str] = {}
+
     async def run(self, ctx: ScenarioContext) -> None:
         params = ctx.params
         gap = max(GAP_S, (params.duration_s - len(FAULTS) * FAULT_S) / len(FAULTS))
         steps = nemesis_schedule(params.seed, gap_s=gap)
         load_s = max(s.at_s + s.for_s for s in steps) + 2.0
-        # The last project is the relay fault's own, out of the round robin.
-        held = _idle_project(ctx)
-        kept = [p for p in ctx.seeded.project_ids if p != held]
+        # The last projects are the relay's and the worker's faults' own,
+        # out of the round robin.
+        idle = _idle_projects(ctx)
+        held = idle[0] if idle else None
+        kept = [p for p in ctx.seeded.project_ids if p not in idle]
         workload = RoundRobin(dataclasses.replace(ctx.seeded, project_ids=kept))
         rate = min(params.rate_per_s, MAX_RATE)
         total = min(math.ceil(rate * load_s), workload.capacity)
@@ -165,6 +199,7 @@ class ChaosScenario:
         fleet = ctx.fleet(subscribers, policy=POLICY)
         await fleet.start()
         done_faults: list[str] = []
+        self._skips.clear()
         async with ctx.http() as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
             walker = Walker(ctx, http, kept)
             load = run_open_loop(
@@ -195,7 +230,9 @@ class ChaosScenario:
             "schedule": [s.__dict__ for s in steps],
             "faults": fault_table(ctx),
             "skipped": [f for f in FAULTS if f not in done_faults],
+            "skip_reasons": dict(self._skips),
         }
+        self._judge_killed_job(ctx)
 
     async def _nemesis(
         self, ctx: ScenarioContext, tp: ToxiproxyClient, steps: list[Step], done: list[str]
@@ -213,6 +250,10 @@ class ChaosScenario:
     async def _apply(self, ctx: ScenarioContext, tp: ToxiproxyClient, step: Step) -> bool:
         if step.fault == "relay_listen":
             return await self._relay_listen(ctx)
+        if step.fault == "app_kill":
+            return await self._app_kill(ctx)
+        if step.fault == "worker_kill":
+            return await self._worker_kill(ctx)
         proxy = ctx.stack.toxiproxy.proxy_name
         makers: dict[str, Callable[[], Any]] = {
             "pg_latency": lambda: latency(
@@ -249,13 +290,17 @@ class ChaosScenario:
         among them) while one completion is held uncommitted, then let it
         commit at once: its alert commits while the relay is away, and
         reaches its assignee only if the relay replays what it missed."""
-        project = _idle_project(ctx)
-        if project is None:
+        idle = _idle_projects(ctx)
+        if not idle:
+            self._skips["relay_listen"] = "needs 3 projects and 2 active steps"
             return False
+        project = idle[0]
         step = ctx.seeded.active_line_items[0].id
         manager = ctx.seeded.members[project]["project_manager"]
         label = "terminate the target's Postgres connections (its LISTEN among them)"
-        conn = await asyncpg.connect(ctx.direct_dsn, timeout=10.0)
+        conn = await asyncpg.connect(
+            ctx.direct_dsn, timeout=10.0, server_settings=HARNESS_CONNECTION
+        )
         try:
             async with (
                 AppHttp(ctx.direct_app_urls[0], timeout_s=WAIT_S * 2) as http,
@@ -268,7 +313,9 @@ class ChaosScenario:
                 ours = [int(await conn.fetchval("SELECT pg_backend_pid()")), await gate.pid()]
                 ctx.history.fault("start", kind="relay_listen", label=label, target="postgres")
                 await conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM (" + _TARGET_BACKENDS + ") b", ours
+                    "SELECT pg_terminate_backend(pid) FROM (" + _TARGET_BACKENDS + ") b",
+                    ours,
+                    HARNESS_CONNECTION["application_name"],
                 )
                 await gate.open()
                 await _quietly(held)
@@ -276,6 +323,126 @@ class ChaosScenario:
         finally:
             await conn.close(timeout=10.0)
         return True
+
+    def _restartable(self, ctx: ScenarioContext, fault: str, process: str) -> bool:
+        app = ctx.stack.app
+        if "restart" not in ctx.target.capabilities:
+            self._skips[fault] = f"target {ctx.target.name!r} does not declare restart"
+        elif app is None:
+            self._skips[fault] = "the target runs outside the harness (a url target)"
+        elif process not in app.names:
+            self._skips[fault] = f"target {ctx.target.name!r} has no {process!r} process"
+        else:
+            return True
+        return False
+
+    async def _app_kill(self, ctx: ScenarioContext) -> bool:
+        """SIGKILL the app process (its relay, its sockets and its requests
+        in flight die with it) and start it again at once."""
+        if not self._restartable(ctx, "app_kill", "app"):
+            return False
+        label = "SIGKILL the app process, then start it again"
+        ctx.history.fault("start", kind="app_kill", label=label, target="app")
+        await asyncio.to_thread(ctx.stack.kill_process, "app")
+        await asyncio.to_thread(ctx.stack.restart_process, "app")
+        ctx.history.fault("heal", kind="app_kill", label=label, target="app")
+        return True
+
+    async def _worker_kill(self, ctx: ScenarioContext) -> bool:
+        """Queue a completion while its project's row is locked, so that its
+        job's transaction waits mid-job; SIGKILL the worker there, let the
+        row go, start the worker again, and follow the job to its end. Its
+        killed attempt never committed; the job must end ``complete`` (a
+        sweep re-runs the jobs of dead workers) and move the project once."""
+        idle = _idle_projects(ctx)
+        if "queue" not in ctx.target.capabilities:
+            self._skips["worker_kill"] = f"target {ctx.target.name!r} has no queue"
+            return False
+        if len(idle) < 2:
+            self._skips["worker_kill"] = "needs 3 projects and 2 active steps"
+            return False
+        if not self._restartable(ctx, "worker_kill", "worker"):
+            return False
+        project = idle[1]
+        step = ctx.seeded.active_line_items[0].id
+        auth = ctx.auth(ctx.seeded.members[project]["project_manager"])
+        label = "SIGKILL the queue worker mid-job, then start it again"
+        path = f"/api/projects/{project}/line-items/{step}/complete?mode=queue"
+        async with AppHttp(ctx.direct_app_urls[0], timeout_s=WAIT_S) as http:
+            op = ctx.history.invoke(
+                f"q{project}", "complete_queued", {"project_id": project, "line_item_id": step}
+            )
+            async with CommitGate(ctx.direct_dsn, "projects", [project]) as gate:
+                response = await http.post(path, headers=auth)
+                if response.status != 202 or not isinstance(response.body, dict):
+                    ctx.history.fail(op, f"{response.status} {response.detail()}")
+                    self._skips["worker_kill"] = f"the job was refused: {response.status}"
+                    return False
+                job = str(response.body["jobId"])
+                await gate.wait_for_blocked(1, timeout_s=WAIT_S)
+                ctx.history.fault("start", kind="worker_kill", label=label, target="worker")
+                await asyncio.to_thread(ctx.stack.kill_process, "worker")
+            await asyncio.to_thread(ctx.stack.restart_process, "worker")
+            ctx.history.fault("heal", kind="worker_kill", label=label, target="worker")
+            status, error = await _follow_job(ctx, http, op, job, auth)
+        ctx.extra["killed_job"] = {
+            "project": project,
+            "job": job,
+            "status": status,
+            "error": error,
+        }
+        return True
+
+    def _judge_killed_job(self, ctx: ScenarioContext) -> None:
+        """The job whose worker was killed mid-job must have ended ``complete``."""
+        killed = ctx.extra.get("killed_job")
+        if not isinstance(killed, dict):
+            return
+        status = str(killed["status"])
+        valid: Validity = status == "complete"
+        ctx.own_checks.append(
+            CheckResult(
+                name="killed_job_ends",
+                valid=valid,
+                summary=(
+                    f"the job of project {killed['project']} whose worker was SIGKILLed"
+                    f" mid-job ended {status!r}"
+                    + ("" if valid else f" within {JOB_END_S:g} s: {killed.get('error')}")
+                ),
+                counts={"complete": int(valid)},
+            )
+        )
+
+
+async def _follow_job(
+    ctx: ScenarioContext, http: AppHttp, op: Op, job: str, auth: Mapping[str, str]
+) -> tuple[str, str | None]:
+    """Poll the job until it ends (bounded by JOB_END_S); record its outcome;
+    return its status and last error."""
+    deadline = time.monotonic() + JOB_END_S
+    while True:
+        try:
+            response = await http.get(f"/api/queue/jobs/{job}", headers=dict(auth))
+        except Exception:  # the app itself may be restarting: ask again
+            response = None
+        body = response.body if response is not None and isinstance(response.body, dict) else {}
+        status = str(body.get("status", "unknown"))
+        if status in _ENDED:
+            value = {
+                "attempts": body.get("attempts"),
+                "result": body.get("result"),
+                "attempt_times_ms": body.get("attemptTimesMs"),
+            }
+            error = body.get("error")
+            if status == "complete":
+                ctx.history.ok(op, value)
+            else:
+                ctx.history.fail(op, f"job {status}: {error}", value)
+            return status, None if error is None else str(error)
+        if time.monotonic() >= deadline:
+            ctx.history.info(op, f"job {job} {status} after {JOB_END_S:g} s")
+            return status, f"still {status} (a dead worker's job is never run again)"
+        await asyncio.sleep(0.2)  # a poll interval, bounded by JOB_END_S
 
 
 class Walker:
@@ -328,12 +495,13 @@ async def _quietly(task: Awaitable[Any]) -> None:
         return
 
 
-def _idle_project(ctx: ScenarioContext) -> int | None:
-    """The seeded project the round robin leaves alone for the relay fault:
-    the last one (None with a single project, or a one-step workflow)."""
-    if len(ctx.seeded.project_ids) < 2 or len(ctx.seeded.active_line_items) < 2:
-        return None
-    return ctx.seeded.project_ids[-1]
+def _idle_projects(ctx: ScenarioContext) -> list[int]:
+    """The seeded projects the round robin leaves alone, for the relay fault
+    and the worker fault: the last two (none with fewer than three projects,
+    or a one-step workflow)."""
+    if len(ctx.seeded.project_ids) < 3 or len(ctx.seeded.active_line_items) < 2:
+        return []
+    return [ctx.seeded.project_ids[-1], ctx.seeded.project_ids[-2]]
 
 
 def fault_table(ctx: ScenarioContext) -> list[dict[str, Any]]:

@@ -52,6 +52,8 @@ INVARIANTS: Final[dict[str, str]] = {
     "read_your_writes": "a read right after a completion's response shows it, through the cache",
     "cache_fallback": "with Redis out of reach, a user's alert list is still answered, right,"
     " from Postgres",
+    "killed_job_ends": "a queued job whose worker was SIGKILLed mid-job still ends complete"
+    " (a sweep runs it again)",
     "index_use": "the hot queries use an index, never a sequential scan of workflow_alerts",
     "http_no_server_errors": "fuzzed HTTP requests (schemathesis, the contract's OpenAPI"
     " document) never get a 5xx or no answer",
@@ -78,6 +80,7 @@ SCENARIO_CHECKS: Final[dict[str, tuple[str, ...]]] = {
     "queue": ("queued_completions",),
     "cache": ("read_your_writes", "cache_fallback"),
     "indexes": ("index_use",),
+    "chaos": ("killed_job_ends",),
     "soak": ("resource_growth",),
     "security": (
         "http_no_server_errors",

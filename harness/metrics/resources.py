@@ -71,6 +71,9 @@ class CpuMark:
     machine_busy_s: float
     machine_total_s: float
     unmeasured: tuple[str, ...] = ()
+    #: The process id behind each role: a role whose process was restarted
+    #: between two marks (another pid) cannot be measured across them.
+    pids: Mapping[str, int] = field(default_factory=dict)
 
 
 def mark_cpu(
@@ -97,7 +100,8 @@ def mark_cpu(
         else:
             cpu[role] = seconds
     busy, total = machine()
-    return CpuMark(clock(), cpu, busy, total, tuple(missing))
+    pids = {role: pid for role, pid, _ in wanted}
+    return CpuMark(clock(), cpu, busy, total, tuple(missing), pids)
 
 
 @dataclass(frozen=True)
@@ -151,14 +155,19 @@ def usage_between(
 ) -> ResourceUsage:
     """What each role used from ``start`` to ``end`` (roles present in both marks)."""
     window = max(end.mono_s - start.mono_s, 0.0)
+    restarted = {
+        role for role, pid in start.pids.items() if role in end.pids and end.pids[role] != pid
+    }
     cpu = {
         role: max(end.cpu_s[role] - start.cpu_s[role], 0.0)
         for role in start.cpu_s
-        if role in end.cpu_s
+        if role in end.cpu_s and role not in restarted
     }
     total = end.machine_total_s - start.machine_total_s
     busy = end.machine_busy_s - start.machine_busy_s
-    missing = sorted({*start.unmeasured, *end.unmeasured, *(set(start.cpu_s) ^ set(end.cpu_s))})
+    missing = sorted(
+        {*start.unmeasured, *end.unmeasured, *(set(start.cpu_s) ^ set(end.cpu_s)), *restarted}
+    )
     return ResourceUsage(
         window_s=window,
         cores=cores or os.cpu_count() or 1,

@@ -504,9 +504,11 @@ def _chaos(r: RunResults) -> str:
             ]
         )
     skipped = chaos.get("skipped") or []
+    reasons = chaos.get("skip_reasons") or {}
     note = (
-        f'<p class="muted">Not applied (the target offers no hold for them): '
-        f"{escape(', '.join(skipped))}</p>"
+        '<p class="muted">Not applied: '
+        + "; ".join(escape(f"{f} ({reasons[f]})" if f in reasons else str(f)) for f in skipped)
+        + "</p>"
         if skipped
         else ""
     )

@@ -14,9 +14,14 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-__all__ = ["execute", "fetch", "run_coroutine_sync"]
+__all__ = ["HARNESS_CONNECTION", "execute", "fetch", "run_coroutine_sync"]
 
 T = TypeVar("T")
+
+#: Connection settings of the harness's own direct connections: their
+#: ``application_name`` tells them apart from the target's (a fault that
+#: terminates the target's backends spares them).
+HARNESS_CONNECTION: dict[str, str] = {"application_name": "alertbench-harness"}
 
 
 def run_coroutine_sync(factory: Callable[[], Awaitable[T]], *, timeout_s: float = 60.0) -> T:
@@ -33,7 +38,7 @@ def execute(dsn: str, statements: Sequence[str], *, timeout_s: float = 30.0) -> 
     """Execute each statement, outside any transaction, on one connection."""
 
     async def run() -> None:
-        conn = await asyncpg.connect(dsn, timeout=timeout_s)
+        conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings=HARNESS_CONNECTION)
         try:
             for statement in statements:
                 await conn.execute(statement, timeout=timeout_s)
@@ -47,7 +52,7 @@ def fetch(dsn: str, query: str, *args: Any, timeout_s: float = 30.0) -> list[dic
     """Rows of one query, as dictionaries."""
 
     async def run() -> list[dict[str, Any]]:
-        conn = await asyncpg.connect(dsn, timeout=timeout_s)
+        conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings=HARNESS_CONNECTION)
         try:
             return [dict(r) for r in await conn.fetch(query, *args, timeout=timeout_s)]
         finally:

@@ -166,7 +166,7 @@ class Stack:
                 self.proxies.pop("app", None)
                 self.app_urls.clear()
             return
-        for proc in reversed(self.app.processes):
+        for proc in reversed([*self.app.processes, *self.app.workers]):
             proc.stop(timeout_s)
             if self.run_dir is not None:
                 self.run_dir.forget(proc)
@@ -176,6 +176,19 @@ class Stack:
             self.proxies.pop(name, None)
         self.app = None
         self.app_urls.clear()
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL one of the app's processes (``app``, ``app1``..., ``worker``...)."""
+        if self.app is None:
+            raise StackStartError("the app is not running: call start_app() first")
+        self.app.kill(name)
+
+    def restart_process(self, name: str) -> None:
+        """Start a killed app process again, as it was (same port, same
+        proxy in front of it); return once it is ready."""
+        if self.app is None:
+            raise StackStartError("the app is not running: call start_app() first")
+        self.app.restart(name)
 
     @property
     def app_url(self) -> str:

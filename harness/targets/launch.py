@@ -175,8 +175,13 @@ def start_target(
     fanout: str = "redis",
     inject: Injection | None = None,
     seed: int = 0,
+    queue_workers: int = 0,
 ) -> list[str]:
-    """Start (or attach) the target behind the ``app`` proxies; return their URLs."""
+    """Start (or attach) the target behind the ``app`` proxies; return their URLs.
+
+    ``queue_workers``: the reference runs its queue worker in that many
+    processes of their own (none in the server processes); other targets
+    keep their own layout."""
     own = target_flaws(target, flaws)
     if target.url is not None:
         return [stack.attach_app(target.url.base_url)]
@@ -188,6 +193,8 @@ def start_target(
             database=database,
             token_secret=secret,
             extra_args=inject.args(seed) if inject else (),
+            worker=queue_workers == 0,
+            queue_workers=queue_workers,
         )
     else:
         env: dict[str, str] = dict(target.command.env)

@@ -34,6 +34,8 @@ from types import TracebackType
 
 import asyncpg
 
+from harness.stack._sql import HARNESS_CONNECTION
+
 __all__ = ["CommitGate"]
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,9 @@ class CommitGate:
         """Backends that were blocked when the gate opened."""
 
     async def __aenter__(self) -> CommitGate:
-        self._conn = await asyncpg.connect(self._dsn, timeout=10.0)
+        self._conn = await asyncpg.connect(
+            self._dsn, timeout=10.0, server_settings=HARNESS_CONNECTION
+        )
         # The locks go with the session if the harness ever stalls this long.
         await self._conn.execute(
             f"SET idle_in_transaction_session_timeout = {self._max_hold_s * 1000:.0f}"

@@ -54,6 +54,22 @@ def test_a_role_that_vanished_is_reported_unmeasured_not_zero() -> None:
     assert usage["roles"]["app"]["cpu_ms_per_op"] is None
 
 
+def test_a_role_whose_process_was_restarted_is_unmeasured_not_its_new_pids_cpu() -> None:
+    # The app was SIGKILLed and started again between the marks: pid 1 had
+    # used 5 s, its successor pid 9 only 0.2 s; neither difference is the app's.
+    cpu = {1: 5.0, 9: 0.2, 2: 1.0}
+    start = mark_cpu(
+        {"app": 1, "redis": 2}, read=lambda pid, _c: cpu[pid] - 1.0, machine=lambda: (1.0, 2.0)
+    )
+    end = mark_cpu(
+        {"app": 9, "redis": 2}, read=lambda pid, _c: cpu[pid], machine=lambda: (2.0, 4.0)
+    )
+    usage = usage_between(start, end)
+    assert set(usage.cpu_s) == {"redis"}
+    assert usage.unmeasured == ("app",)
+    assert usage.to_dict()["unmeasured"] == ["app"]
+
+
 def test_the_harness_is_read_without_its_children() -> None:
     calls: list[tuple[int, bool]] = []
 
