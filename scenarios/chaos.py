@@ -46,6 +46,7 @@ import asyncpg
 from harness.checks import CheckResult
 from harness.checks.result import Validity
 from harness.clients import AppHttp
+from harness.clients.fleet import SubscriberFleet
 from harness.clients.subscriber import ReconnectPolicy
 from harness.faults import (
     FaultEvent,
@@ -81,6 +82,9 @@ BACK_S = 30.0
 #: How long a job whose worker was killed may take to end (its heartbeat
 #: must expire and a sweep re-queue it first).
 JOB_END_S = 60.0
+#: How long the relay fault's alert may take to reach its connected assignee
+#: once it committed (the relay must first be listening again).
+RELAY_PUSH_S = 15.0
 JOB_ATTEMPTS = 10
 JOB_RETRY_BASE_S = 0.25
 _ENDED = {"complete", "failed", "aborted"}
@@ -104,6 +108,8 @@ FAULTS: tuple[str, ...] = (
 
 #: Faults that happen at an instant (their window is the recovery).
 _INSTANT = frozenset({"relay_listen", "app_kill", "worker_kill"})
+#: Faults that run alone, with no other fault under way (see ``_nemesis``).
+_ALONE = _INSTANT
 
 # Every backend of the target in this database but the ones waiting for a
 # lock (a held completion) and the harness's own (the gates', this one):
@@ -177,6 +183,7 @@ class ChaosScenario:
     def __init__(self) -> None:
         #: Why a fault of the schedule was not applied, by fault.
         self._skips: dict[str, str] = {}
+        self._fleet: SubscriberFleet | None = None
 
     async def run(self, ctx: ScenarioContext) -> None:
         params = ctx.params
@@ -197,6 +204,7 @@ class ChaosScenario:
             user = ctx.seeded.members[held][items[1].responsible_role]
             subscribers = with_rooms(subscribers, user, (held,))
         fleet = ctx.fleet(subscribers, policy=POLICY)
+        self._fleet = fleet
         await fleet.start()
         done_faults: list[str] = []
         self._skips.clear()
@@ -232,6 +240,7 @@ class ChaosScenario:
             "skipped": [f for f in FAULTS if f not in done_faults],
             "skip_reasons": dict(self._skips),
         }
+        self._judge_relay_replay(ctx)
         self._judge_killed_job(ctx)
 
     async def _nemesis(
@@ -239,13 +248,28 @@ class ChaosScenario:
     ) -> None:
         loop = asyncio.get_running_loop()
         origin = loop.time()
+        # The relay fault and the kills run alone: after every fault before
+        # them has healed, and before any after them starts, until they are
+        # judged. No other fault can then drop the relay fault's assignee (a
+        # reconnect's sync would hide a relay that lost its alert) or the
+        # app under the worker fault's own requests, so their verdicts never
+        # depend on the schedule.
+        tasks: list[asyncio.Task[None]] = []
 
-        async def one(step: Step) -> None:
+        async def one(i: int, step: Step) -> None:
             await asyncio.sleep(max(0.0, origin + step.at_s - loop.time()))  # the schedule
+            if step.fault in _ALONE:
+                wait_for = tasks[:i]
+            else:
+                alone_before = [j for j in range(i) if steps[j].fault in _ALONE]
+                wait_for = [tasks[alone_before[-1]]] if alone_before else []
+            if wait_for:
+                await asyncio.wait(wait_for)
             if await self._apply(ctx, tp, step):
                 done.append(step.fault)
 
-        await asyncio.gather(*(one(s) for s in steps))
+        tasks.extend(asyncio.create_task(one(i, s)) for i, s in enumerate(steps))
+        await asyncio.gather(*tasks)
 
     async def _apply(self, ctx: ScenarioContext, tp: ToxiproxyClient, step: Step) -> bool:
         if step.fault == "relay_listen":
@@ -289,7 +313,8 @@ class ChaosScenario:
         """Terminate the target's Postgres connections (its relay's LISTEN
         among them) while one completion is held uncommitted, then let it
         commit at once: its alert commits while the relay is away, and
-        reaches its assignee only if the relay replays what it missed."""
+        reaches its assignee live only if the relay replays what it missed
+        (judged by ``relay_replay``)."""
         idle = _idle_projects(ctx)
         if not idle:
             self._skips["relay_listen"] = "needs 3 projects and 2 active steps"
@@ -297,6 +322,10 @@ class ChaosScenario:
         project = idle[0]
         step = ctx.seeded.active_line_items[0].id
         manager = ctx.seeded.members[project]["project_manager"]
+        assignee = ctx.seeded.members[project][ctx.seeded.active_line_items[1].responsible_role]
+        client = self._fleet.clients.get(assignee) if self._fleet is not None else None
+        if client is not None:
+            await wait_until(client.subscribed.is_set, WAIT_S)
         label = "terminate the target's Postgres connections (its LISTEN among them)"
         conn = await asyncpg.connect(
             ctx.direct_dsn, timeout=10.0, server_settings=HARNESS_CONNECTION
@@ -317,11 +346,30 @@ class ChaosScenario:
                     ours,
                     HARNESS_CONNECTION["application_name"],
                 )
+                mark = len(ctx.history)
                 await gate.open()
-                await _quietly(held)
+                opened = time.monotonic()
+                op = await _quietly(held)
                 ctx.history.fault("heal", kind="relay_listen", label=label, target="postgres")
         finally:
             await conn.close(timeout=10.0)
+        alert = op.value.get("alert_id") if op is not None and isinstance(op.value, dict) else None
+        judged: dict[str, Any] = {"user": assignee, "alert_id": alert, "pushed_live_ms": None}
+        if alert is not None and client is not None and client.subscribed.is_set():
+
+            def pushed() -> bool:
+                return any(
+                    isinstance(e, Receive)
+                    and e.process == f"c{assignee}"
+                    and e.alert_id == alert
+                    and e.via == "live"
+                    for e in ctx.history[mark:]
+                )
+
+            if await wait_until(pushed, RELAY_PUSH_S):
+                judged["pushed_live_ms"] = round((time.monotonic() - opened) * 1000.0, 1)
+            judged["connected_throughout"] = client.subscribed.is_set()
+        ctx.extra["relay_replay"] = judged
         return True
 
     def _restartable(self, ctx: ScenarioContext, fault: str, process: str) -> bool:
@@ -392,6 +440,38 @@ class ChaosScenario:
             "error": error,
         }
         return True
+
+    def _judge_relay_replay(self, ctx: ScenarioContext) -> None:
+        """The alert that committed while the relay was away reached its
+        connected assignee live (not only through a later reconnect's sync)."""
+        judged = ctx.extra.get("relay_replay")
+        if not isinstance(judged, dict):
+            return
+        alert, ms = judged.get("alert_id"), judged.get("pushed_live_ms")
+        valid: Validity
+        if alert is None or "connected_throughout" not in judged:
+            valid = "unknown"
+            summary = "the held completion did not commit, or its assignee was not connected"
+        elif ms is not None:
+            valid = True
+            summary = f"alert {alert}, committed while the relay was away, pushed live in {ms} ms"
+        elif not judged["connected_throughout"]:
+            valid = "unknown"
+            summary = f"alert {alert}'s assignee was disconnected before it was pushed"
+        else:
+            valid = False
+            summary = (
+                f"alert {alert} committed while the relay was away and was not pushed to its"
+                f" connected assignee (user {judged['user']}) within {RELAY_PUSH_S:g} s"
+            )
+        ctx.own_checks.append(
+            CheckResult(
+                name="relay_replay",
+                valid=valid,
+                summary=summary,
+                counts={"pushed_live": int(ms is not None)},
+            )
+        )
 
     def _judge_killed_job(self, ctx: ScenarioContext) -> None:
         """The job whose worker was killed mid-job must have ended ``complete``."""
@@ -488,11 +568,11 @@ class Walker:
         return body
 
 
-async def _quietly(task: Awaitable[Any]) -> None:
+async def _quietly(task: Awaitable[Op]) -> Op | None:
     try:
-        await asyncio.wait_for(task, WAIT_S * 2)
+        return await asyncio.wait_for(task, WAIT_S * 2)
     except Exception:  # recorded 'info' by complete_recorded
-        return
+        return None
 
 
 def _idle_projects(ctx: ScenarioContext) -> list[int]:

@@ -95,7 +95,7 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
         ("network", "no_client_dedupe", "exactly_once"),
         ("network", "no_sync", "catch_up"),
         ("cache", "no_cache_fallback", "cache_fallback"),
-        ("chaos", "no_replay", "delivery"),
+        ("chaos", "no_replay", "relay_replay"),
         ("chaos", "no_sweep", "killed_job_ends"),
         ("delivery", "ignore_phase_order", "linearizable"),
     ],

@@ -52,6 +52,8 @@ INVARIANTS: Final[dict[str, str]] = {
     "read_your_writes": "a read right after a completion's response shows it, through the cache",
     "cache_fallback": "with Redis out of reach, a user's alert list is still answered, right,"
     " from Postgres",
+    "relay_replay": "an alert that committed while the relay's LISTEN connection was down reached"
+    " its connected assignee live once the relay was back",
     "killed_job_ends": "a queued job whose worker was SIGKILLed mid-job still ends complete"
     " (a sweep runs it again)",
     "index_use": "the hot queries use an index, never a sequential scan of workflow_alerts",
@@ -80,7 +82,7 @@ SCENARIO_CHECKS: Final[dict[str, tuple[str, ...]]] = {
     "queue": ("queued_completions",),
     "cache": ("read_your_writes", "cache_fallback"),
     "indexes": ("index_use",),
-    "chaos": ("killed_job_ends",),
+    "chaos": ("relay_replay", "killed_job_ends"),
     "soak": ("resource_growth",),
     "security": (
         "http_no_server_errors",
