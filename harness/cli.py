@@ -767,7 +767,13 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
 
 
 def _cmd_locust(args: argparse.Namespace, out: Console) -> int:
+    import importlib.util
+
     from harness.scenario import LocustOptions
+
+    # Found, not imported: Locust monkey-patches the standard library with gevent.
+    if importlib.util.find_spec("locust") is None:
+        raise ConfigError("locust", "is not installed: pip install 'alertbench[locust]'")
 
     local = args.workers if args.local_workers is None else args.local_workers
     if args.master_bind_port == 0 and local < args.workers:

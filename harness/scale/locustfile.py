@@ -52,13 +52,15 @@ PLAN_TIMEOUT_S = 300.0
 STATS_TIMEOUT_S = 30.0
 
 
-@events.init_command_line_parser.add_listener
 def _arguments(parser: Any) -> None:
     parser.add_argument(
         "--alertbench-conductor",
         default="",
         help="HOST:PORT of the alertbench process conducting the run (set by `alertbench locust`)",
     )
+
+
+events.init_command_line_parser.add_listener(_arguments)  # type: ignore[no-untyped-call]  # locust untyped
 
 
 class _Master:
@@ -165,16 +167,19 @@ class _Worker:
 _roles: dict[str, Any] = {}
 
 
-@events.init.add_listener
 def _init(environment: Environment, **kwargs: Any) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
-        address = environment.parsed_options.alertbench_conductor
+        options = environment.parsed_options
+        address = options.alertbench_conductor if options is not None else ""
         if not address:
             raise SystemExit("alertbench: start the master with `alertbench locust`")
         _roles["master"] = _Master(environment, runner, address)
     elif isinstance(runner, WorkerRunner):
         _roles["worker"] = _Worker(runner)
+
+
+events.init.add_listener(_init)  # type: ignore[no-untyped-call]  # locust untyped
 
 
 class ShardUser(User):
