@@ -213,7 +213,8 @@ class LocustLink:
                 str(self._options.web_port),
             ]
             logger.warning(
-                "Locust web UI on http://%s:%d: start %d users (one per worker)",
+                "Locust web UI on http://%s:%d: once %d workers are connected, start as many"
+                " users (one per worker)",
                 self._options.web_host,
                 self._options.web_port,
                 self._workers,
@@ -313,11 +314,17 @@ class LocustLink:
         assert self._stats is not None
         assert self._master is not None
         await self._tell({"kind": "quit", "expect_requests": requests})
-        async with asyncio.timeout(60.0):
-            stats = await self._stats
-            await self._master.wait()
-            for proc in self._local:
-                await proc.wait()
+        try:
+            async with asyncio.timeout(60.0):
+                stats = await self._stats
+                await self._master.wait()
+                for proc in self._local:
+                    await proc.wait()
+        except TimeoutError:
+            raise ShardError(
+                "the Locust master or a local worker did not end within 60 s of the run's end:"
+                f" {_tail(self._workdir / 'master.log')}"
+            ) from None
         return {"master_port": self.master_port, **stats}
 
     async def stop(self) -> None:

@@ -142,6 +142,9 @@ class _Master:
         )
         self.conn.close()
         self.runner.quit()
+        if self.environment.web_ui is not None:
+            # The run is over: the report is the harness's; let the process end.
+            self.environment.web_ui.stop()
 
 
 class _Worker:
