@@ -144,7 +144,7 @@ class _Master:
         self.runner.quit()
         if self.environment.web_ui is not None:
             # The run is over: the report is the harness's; let the process end.
-            self.environment.web_ui.stop()
+            self.environment.web_ui.stop()  # type: ignore[no-untyped-call]  # locust untyped
 
 
 class _Worker:
