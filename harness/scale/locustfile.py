@@ -88,6 +88,12 @@ class _Master:
         if data.get("kind") == "want_plan":
             self.have_plans.wait(PLAN_TIMEOUT_S)
             plans = self.plans or []
+            if msg.node_id in self.shard_of:
+                # One shard per worker: a second user there has nothing to do.
+                self.runner.send_message(
+                    DOWN, {"kind": "plan", "plan": None}, client_id=msg.node_id
+                )
+                return
             index = len(self.shard_of)
             self.shard_of[msg.node_id] = index
             plan = plans[index] if index < len(plans) else None
@@ -155,6 +161,8 @@ class _Worker:
         self.plan: dict[str, Any] | None = None
         self.have_plan = Event()
         self.shard: subprocess.Popen[bytes] | None = None
+        #: One shard per worker: set by the first user.
+        self.claimed = False
         runner.register_message(DOWN, self.from_master)
 
     def from_master(self, environment: Environment, msg: Any, **kwargs: Any) -> None:
@@ -196,8 +204,10 @@ class ShardUser(User):
     @task
     def run_shard(self) -> None:
         worker: _Worker | None = _roles.get("worker")
-        if worker is None:
-            raise StopUser()  # not a worker (local mode): nothing to relay to
+        if worker is None or worker.claimed:
+            # Not a worker (local mode), or this worker runs its shard already.
+            raise StopUser()
+        worker.claimed = True
         self._up({"kind": "want_plan"})
         if not worker.have_plan.wait(PLAN_TIMEOUT_S) or worker.plan is None:
             raise StopUser()
