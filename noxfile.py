@@ -71,7 +71,8 @@ def tests(session: nox.Session) -> None:
     where Node >= 20 exists, the JavaScript client and the Node target)."""
     # [docker] too, so the docker provider's code paths are importable and
     # its tests skip only for want of an engine, never of a package.
-    session.install("-e", ".[test,docker]")
+    # [locust] for the test of a Locust master with two workers.
+    session.install("-e", ".[test,docker,locust]")
     _install_npm_packages(session)
     session.run(
         "pytest",

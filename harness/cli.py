@@ -203,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
         " LISTEN/NOTIFY relay for its own clients) (default redis)",
     )
     run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="load only: shard the subscribers and the generator over N worker processes"
+        " (each a slice of the projects; histories merged and judged as one)",
+    )
+    run.add_argument(
         "--sweep",
         nargs="?",
         const="",
@@ -250,6 +258,47 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"relative change treated as noise (default {DEFAULT_TOLERANCE:g} = "
         f"{DEFAULT_TOLERANCE:.0%})",
     )
+
+    locust = commands.add_parser(
+        "locust",
+        help="the load scenario through Locust's master and workers (headless or web UI)",
+        description="Start the stack, a Locust master and --local-workers workers; each worker"
+        " runs the load scenario's subscribers and completers for a slice of the projects and"
+        " reports requests and pushed events (with their real latency) to Locust's statistics."
+        " The workers' histories are merged and judged like `run load`'s (same report).",
+    )
+    locust.add_argument("--projects", type=_positive_int, default=None)
+    locust.add_argument("--rate", type=_positive_float, default=None, metavar="PER_S")
+    locust.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS")
+    locust.add_argument("--seed", type=_seed, default=1)
+    _add_target_flag(locust, many=True)
+    locust.add_argument("--slo", type=Path, default=None, metavar="FILE")
+    locust.add_argument("--slo-override", action="append", default=[], metavar="NAME=TARGET")
+    locust.add_argument("--flaw", action="append", default=[], metavar="NAME")
+    locust.add_argument("--app-processes", type=_positive_int, default=1, metavar="N")
+    locust.add_argument("--fanout", choices=FANOUTS, default="redis")
+    locust.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    locust.add_argument(
+        "--workers", type=_positive_int, default=2, metavar="N", help="Locust workers in all"
+    )
+    locust.add_argument(
+        "--local-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="workers started on this machine (default: all); the others connect with"
+        " `locust -f harness/scale/locustfile.py --worker --master-host HOST`",
+    )
+    locust.add_argument(
+        "--headless", action="store_true", help="no web UI: start at once, end by itself"
+    )
+    locust.add_argument("--master-bind-host", default="127.0.0.1")
+    locust.add_argument(
+        "--master-bind-port", type=int, default=0, help="default: a free port (all workers local)"
+    )
+    locust.add_argument("--web-host", default="127.0.0.1")
+    locust.add_argument("--web-port", type=int, default=8089)
+    _add_stack_flags(locust)
 
     listing = commands.add_parser("list", help="list the scenarios and the flaws")
     _add_target_flag(listing, many=True)
@@ -620,7 +669,11 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
         flaws=frozenset(args.flaw),
         app_processes=args.app_processes,
         fanout=args.fanout,
+        workers=args.workers,
+        locust=getattr(args, "locust_options", None),
     )
+    if params.workers and any(s.name != "load" for s in chosen):
+        raise ConfigError("--workers", "only the load scenario is sharded (`run load --workers N`)")
     display, show, interval_s = _live_display(out)
     run_id = new_run_id("run")  # a random tail: two runs in one second differ
     run_dir = args.reports_dir / run_id
@@ -711,6 +764,30 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
             if comparison.regressions and code == EXIT_OK:
                 code = EXIT_FAILED
     return code
+
+
+def _cmd_locust(args: argparse.Namespace, out: Console) -> int:
+    import importlib.util
+
+    from harness.scenario import LocustOptions
+
+    # Found, not imported: Locust monkey-patches the standard library with gevent.
+    if importlib.util.find_spec("locust") is None:
+        raise ConfigError("locust", "is not installed: pip install 'alertbench[locust]'")
+
+    local = args.workers if args.local_workers is None else args.local_workers
+    if args.master_bind_port == 0 and local < args.workers:
+        raise ConfigError("--master-bind-port", "give one when workers come from other machines")
+    args.locust_options = LocustOptions(
+        headless=args.headless,
+        local_workers=local,
+        master_host=args.master_bind_host,
+        master_port=args.master_bind_port,
+        web_host=args.web_host,
+        web_port=args.web_port,
+    )
+    args.scenarios, args.sweep, args.baseline = ["load"], None, None
+    return _cmd_run(args, out)
 
 
 def _sweep_rates(text: str, start: float) -> list[float]:
@@ -863,6 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("stack", "reap"): _cmd_stack_reap,
         ("faults", "serve"): _cmd_faults_serve,
         ("run", ""): _cmd_run,
+        ("locust", ""): _cmd_locust,
         ("list", ""): _cmd_list,
         ("compare", ""): _cmd_compare,
         ("selfcheck", ""): _cmd_selfcheck,

@@ -32,7 +32,33 @@ from harness.stack.app import FANOUTS
 from harness.targets import Target
 from harness.workload import GeneratorReport, OpFailed
 
-__all__ = ["RunParams", "Scenario", "ScenarioContext", "announced_alert", "wait_until"]
+__all__ = [
+    "LocustOptions",
+    "RunParams",
+    "Scenario",
+    "ScenarioContext",
+    "announced_alert",
+    "wait_until",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocustOptions:
+    """A sharded run driven through Locust's master and workers (``alertbench locust``)."""
+
+    #: Without Locust's web UI: the run starts at once and ends by itself.
+    headless: bool = True
+    #: Locust workers started on this machine (the rest connect from others).
+    local_workers: int = 2
+    #: Where the master listens for workers; port 0: a free one (all workers local).
+    master_host: str = "127.0.0.1"
+    master_port: int = 0
+    #: The web UI's address (without ``headless``).
+    web_host: str = "127.0.0.1"
+    web_port: int = 8089
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +81,11 @@ class RunParams:
     fanout: str = "redis"
     #: Time allowed after the load for in-flight deliveries, in seconds.
     drain_s: float = 5.0
+    #: Shard the subscribers and the generator over this many worker processes
+    #: (0: in the harness's own process; see harness.scale).
+    workers: int = 0
+    #: Drive the shards through Locust's master and workers (else plain processes).
+    locust: LocustOptions | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.projects <= 1_000_000:
@@ -67,6 +98,14 @@ class RunParams:
             raise ConfigError("--seed", f"must be in [0, 2**63), got {self.seed}")
         if not 0 <= self.drain_s <= 600:
             raise ConfigError("--drain", f"must be in [0, 600] s, got {self.drain_s}")
+        if not 0 <= self.workers <= 256:
+            raise ConfigError("--workers", f"must be in 0..256, got {self.workers}")
+        if self.locust is not None and not 0 <= self.locust.local_workers <= self.workers:
+            raise ConfigError(
+                "--workers",
+                f"{self.locust.local_workers} local Locust workers, more than the"
+                f" {self.workers} expected in all",
+            )
         if self.fanout not in FANOUTS:
             raise ConfigError(
                 "--fanout", f"must be one of {', '.join(FANOUTS)}, got {self.fanout!r}"
@@ -82,6 +121,8 @@ class RunParams:
             "app_processes": self.app_processes,
             "fanout": self.fanout,
             "drain_s": self.drain_s,
+            "workers": self.workers,
+            "locust": self.locust.to_dict() if self.locust is not None else None,
         }
 
 

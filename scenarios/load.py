@@ -8,6 +8,10 @@ creates every project's first alert; then completions arrive open-loop at
 ``--rate`` for ``--duration``, project after project, round after round.
 Judged by every checker of the history and the SLOs except reconnection
 (there is no fault here).
+
+With ``--workers N`` (or ``alertbench locust``) the subscribers and the
+generator are sharded over N processes, each with a slice of the projects
+(see :mod:`harness.scale`); the merged history is judged the same way.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ class LoadScenario:
 
     async def run(self, ctx: ScenarioContext) -> None:
         params = ctx.params
+        if params.workers:
+            from harness.scale import run_sharded
+
+            await run_sharded(ctx)
+            return
         projects = ctx.seeded.project_ids
         workload = RoundRobin(ctx.seeded)
         # A warm-up at the same rate runs first (its own operation name, so the
