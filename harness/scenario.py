@@ -24,7 +24,7 @@ from harness.clients import AppHttp, HttpStatusError, Subscriber, SubscriberFlee
 from harness.clients.subscriber import ClientEvent, ReconnectPolicy
 from harness.contract import SeedResult, TokenScheme
 from harness.errors import ConfigError
-from harness.history import History, Op, Receive, announced_alert
+from harness.history import Commit, History, Op, Receive, announced_alert
 from harness.history.store import FaultEventLike
 from harness.metrics.resources import CpuMark, mark_cpu
 from harness.stack import Stack, _sql
@@ -438,6 +438,32 @@ class ScenarioContext:
     async def drain(self, done: Callable[[], bool]) -> bool:
         """Wait until ``done()`` (deliveries in flight arrived), at most ``drain_s``."""
         return await wait_until(done, self.params.drain_s)
+
+    async def drain_commits(self) -> bool:
+        """Wait (at most ``drain_s``) until every alert committed so far has
+        reached every connected client of its assignee: a relay still
+        reconnecting after a fault is waited for, not cut off by a quiet
+        spell. Only the history is read: no guess at the target's timing."""
+        owed: set[tuple[str, int]] = set()
+        for fleet in self._fleets:
+            users = {u for u, c in fleet.clients.items() if c.subscribed.is_set()}
+            owed |= {
+                (f"c{e.assignee_id}", int(e.alert_id))
+                for e in self.history.of_type(Commit)
+                if e.assignee_id in users and e.alert_id is not None
+            }
+        seen = 0
+        got: set[tuple[str, int]] = set()
+
+        def done() -> bool:
+            nonlocal seen
+            for e in self.history[seen:]:
+                if isinstance(e, Receive) and e.event == "new_alert" and e.alert_id is not None:
+                    got.add((e.process, int(e.alert_id)))
+            seen = len(self.history)
+            return owed <= got
+
+        return await self.drain(done)
 
     def record_fault(self, event: FaultEventLike) -> None:
         """Record a fault's start or heal in the history (``Fault.on_event``)."""

@@ -9,6 +9,19 @@ positions, one ACTIVE alert per project at the right step, no alert for a
 rolled-back attempt), and no client may have been told about an alert that
 was rolled back: the seed's emit-before-commit (``--flaw
 emit_before_commit``) fails here.
+
+Then the same under a real fault, at each stage of the transaction: for
+three projects set aside, the harness holds a row the completion must
+touch at one stage (the tracker row: where it locks the tracker; the
+current ACTIVE alert: where it completes the old alert; the project row:
+where its new alert's foreign key is checked), waits until the
+completion's transaction is blocked there, cuts the Postgres hop (the
+proxy goes down, every connection through it is closed), lets the row go,
+heals, and reads the project back: it must be exactly as before (no tracker
+moved, no alert completed or inserted, nothing delivered), and the same
+completion sent again must then commit (``rollback_at_each_stage``). A
+completion that runs its statements without a transaction (``--flaw
+non_atomic_completion``) leaves its first statements behind and fails here.
 """
 
 from __future__ import annotations
@@ -18,10 +31,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult
+from harness.checks.result import Validity
 from harness.clients import AppHttp, HttpStatusError, Subscriber
+from harness.faults import ToxiproxyClient, down
 from harness.scenario import ScenarioContext
 from harness.stack import _sql
 from harness.targets.launch import Injection
+from harness.workload.barrier import CommitGate
 
 __all__ = ["RollbackScenario"]
 
@@ -29,6 +45,31 @@ MAX_PROJECTS = 20
 STEPS = 8
 ROLLBACK_RATE = 0.3
 MAX_ATTEMPTS = 20
+#: The stages a real fault cuts, and the row the harness holds to stop the
+#: completion's transaction there: (stage, table, how to find the row).
+STAGES: tuple[tuple[str, str, str], ...] = (
+    (
+        "the tracker lock",
+        "project_workflow_trackers",
+        "SELECT id FROM project_workflow_trackers WHERE project_id = $1",
+    ),
+    (
+        "completing the old alert",
+        "workflow_alerts",
+        "SELECT id FROM workflow_alerts WHERE project_id = $1 AND status = 'ACTIVE'",
+    ),
+    ("inserting the new alert", "projects", "SELECT $1::bigint AS id"),
+)
+#: Bound of each wait of the stage cuts.
+STAGE_WAIT_S = 15.0
+_STATE_SQL = (
+    "SELECT t.current_line_item_id AS tracker,"
+    " (SELECT array_agg(array[a.id, a.step_id] ORDER BY a.id) FROM workflow_alerts a"
+    "   WHERE a.project_id = t.project_id) AS alerts,"
+    " (SELECT array_agg(a.id ORDER BY a.id) FROM workflow_alerts a"
+    "   WHERE a.project_id = t.project_id AND a.status = 'ACTIVE') AS active"
+    " FROM project_workflow_trackers t WHERE t.project_id = $1"
+)
 
 
 class RollbackScenario:
@@ -57,21 +98,33 @@ class RollbackScenario:
 
     async def run(self, ctx: ScenarioContext) -> None:
         seeded = ctx.seeded
-        projects = seeded.project_ids[:MAX_PROJECTS]
+        everyone = seeded.project_ids[:MAX_PROJECTS]
+        # The last ones are the stage cuts' own (with enough projects).
+        cut = everyone[-len(STAGES) :] if len(everyone) > len(STAGES) else []
+        projects = [p for p in everyone if p not in cut]
         fleet = ctx.fleet(
             [
                 Subscriber(user, (p,))
-                for p in projects
+                for p in everyone
                 for user in sorted(set(seeded.members[p].values()))
             ]
         )
         await fleet.start()
         async with ctx.http() as http:
             outcomes = await asyncio.gather(*(self._walk(ctx, http, p) for p in projects))
+            stages = [
+                await self._cut_at(ctx, http, project, stage)
+                for project, stage in zip(cut, STAGES, strict=True)
+            ]
         committed = {p: n for p, (n, _) in zip(projects, outcomes, strict=True)}
         rolled_back = sum(r for _, r in outcomes)
+        ctx.extra["stage_cuts"] = stages
+        ctx.own_checks.append(_judge_stages(stages))
 
-        # Give in-flight events (including any phantom) time to arrive.
+        # Every committed alert reaches its connected assignees (the relay
+        # may still be reconnecting after the last cut); then in-flight
+        # events, a phantom included, get a quiet spell to arrive.
+        await ctx.drain_commits()
         await ctx.settle()
         await ctx.snapshot_alerts()
         await ctx.close_fleets()
@@ -97,6 +150,56 @@ class RollbackScenario:
                     continue
                 break  # 409: not the current step any more; nothing to retry
         return committed, rolled_back
+
+    async def _cut_at(
+        self,
+        ctx: ScenarioContext,
+        http: AppHttp,
+        project: int,
+        stage: tuple[str, str, str],
+    ) -> dict[str, Any]:
+        """Cut the Postgres hop while a completion of ``project`` is held at
+        ``stage``; return what happened and whether the project is unchanged."""
+        name, table, row_sql = stage
+        items = ctx.seeded.active_line_items
+        user = ctx.seeded.members[project]["project_manager"]
+        out: dict[str, Any] = {"stage": name, "project": project, "reached": False}
+        # One clean completion first: the project then has an ACTIVE alert.
+        first = await _retry(ctx, http, project, items[0].id, user)
+        if first != "ok":
+            out["why"] = f"the first completion did not commit: {first}"
+            return out
+        before = await _state(ctx, project)
+        rows = await asyncio.to_thread(_sql.fetch, ctx.direct_dsn, row_sql, project)
+        proxy = ctx.stack.toxiproxy.proxy_name("postgres")
+        async with ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
+            outage = down(tp, proxy)
+            outage.on_event = ctx.record_fault
+            async with CommitGate(ctx.direct_dsn, table, [int(r["id"]) for r in rows]) as gate:
+                held = asyncio.create_task(
+                    ctx.complete_recorded(
+                        http, f"cut{project}", project, items[1].id, user, fail_statuses=(503,)
+                    )
+                )
+                out["reached"] = await _blocked(gate)
+                if out["reached"]:
+                    await outage.start()
+            try:
+                op = await asyncio.wait_for(held, STAGE_WAIT_S * 2)
+                out["answer"] = op.type if op.type == "ok" else f"{op.type}: {op.error}"
+            except Exception as exc:  # recorded 'info' by complete_recorded
+                out["answer"] = f"info: {type(exc).__name__}"
+            finally:
+                if out["reached"]:
+                    await outage.heal()
+        after = await _state(ctx, project)
+        out["unchanged"] = after == before
+        if not out["unchanged"]:
+            out["before"], out["after"] = before, after
+        # The same completion again, with the hop whole: it must commit now.
+        retried = await _retry(ctx, http, project, items[1].id, user)
+        out["retried"] = retried
+        return out
 
     async def _consistency(
         self, ctx: ScenarioContext, committed: dict[int, int], rolled_back: int
@@ -146,3 +249,48 @@ class RollbackScenario:
             },
             counterexamples=tuple(problems[:20]),
         )
+
+
+async def _blocked(gate: CommitGate) -> bool:
+    """Whether the completion's transaction waits at the held row (False: the
+    target never touched it, within STAGE_WAIT_S)."""
+    return await gate.wait_for_blocked(1, timeout_s=STAGE_WAIT_S) >= 1
+
+
+async def _state(ctx: ScenarioContext, project: int) -> dict[str, Any]:
+    rows = await asyncio.to_thread(_sql.fetch, ctx.direct_dsn, _STATE_SQL, project)
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in rows[0].items()}
+
+
+async def _retry(ctx: ScenarioContext, http: AppHttp, project: int, item: int, user: int) -> str:
+    """Send a completion until it commits, past injected rollbacks (503) and
+    the app's pool reconnecting after a cut: ``ok``, or how it was refused."""
+    for _attempt in range(MAX_ATTEMPTS):
+        try:
+            op = await ctx.complete_recorded(
+                http, f"cut{project}", project, item, user, fail_statuses=(503,)
+            )
+        except HttpStatusError as exc:
+            return f"info: {exc}"
+        if op.type == "ok":
+            return "ok"
+        if not (op.error or "").startswith("503"):
+            return f"{op.type}: {op.error}"
+    return f"not committed after {MAX_ATTEMPTS} attempts"
+
+
+def _judge_stages(stages: list[dict[str, Any]]) -> CheckResult:
+    reached = [s for s in stages if s["reached"]]
+    broken = [s for s in reached if not s["unchanged"] or s["retried"] != "ok"]
+    valid: Validity = not broken if reached else "unknown"
+    return CheckResult(
+        name="rollback_at_each_stage",
+        valid=valid,
+        summary=(
+            f"the Postgres hop was cut at {len(reached)} of {len(stages)} stage(s) of the"
+            f" completion ({', '.join(s['stage'] for s in reached) or 'none reached'});"
+            f" {len(broken)} left a trace or could not be completed again"
+        ),
+        counts={"stages": len(stages), "reached": len(reached), "broken": len(broken)},
+        counterexamples=tuple(broken),
+    )

@@ -49,6 +49,9 @@ INVARIANTS: Final[dict[str, str]] = {
     " rolled-back completion",
     "queued_completions": "every queued completion ended complete, each project moved one step,"
     " no dead letters",
+    "rollback_at_each_stage": "with the Postgres hop cut while a completion waits at each stage of"
+    " its transaction, the project is left exactly as before and the completion commits when sent"
+    " again",
     "read_your_writes": "a read right after a completion's response shows it, through the cache",
     "cache_fallback": "with Redis out of reach, a user's alert list is still answered, right,"
     " from Postgres",
@@ -78,7 +81,7 @@ SCENARIO_CHECKS: Final[dict[str, tuple[str, ...]]] = {
     "dedupe": ("current_step_alerts", "race_forced", "racing_requests_answered"),
     "network": ("late_commit_forced",),
     "delivery": ("project_rooms",),
-    "rollback": ("rollback_consistency",),
+    "rollback": ("rollback_consistency", "rollback_at_each_stage"),
     "queue": ("queued_completions",),
     "cache": ("read_your_writes", "cache_fallback"),
     "indexes": ("index_use",),
