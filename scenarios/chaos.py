@@ -65,6 +65,7 @@ from harness.stack._sql import HARNESS_CONNECTION
 from harness.targets.launch import Injection
 from harness.workload import OpFailed, constant_rate, run_open_loop
 from harness.workload.barrier import CommitGate
+from scenarios._jobs import follow_jobs
 from scenarios._round_robin import RoundRobin
 from scenarios.network import with_rooms
 
@@ -87,7 +88,6 @@ JOB_END_S = 60.0
 RELAY_PUSH_S = 15.0
 JOB_ATTEMPTS = 10
 JOB_RETRY_BASE_S = 0.25
-_ENDED = {"complete", "failed", "aborted"}
 
 FAULTS: tuple[str, ...] = (
     "pg_latency",
@@ -432,7 +432,8 @@ class ChaosScenario:
                 await asyncio.to_thread(ctx.stack.kill_process, "worker")
             await asyncio.to_thread(ctx.stack.restart_process, "worker")
             ctx.history.fault("heal", kind="worker_kill", label=label, target="worker")
-            status, error = await _follow_job(ctx, http, op, job, auth)
+            ended = await follow_jobs(ctx, http, [(op, job)], auth, timeout_s=JOB_END_S)
+            status, error = ended[job]
         ctx.extra["killed_job"] = {
             "project": project,
             "job": job,
@@ -492,37 +493,6 @@ class ChaosScenario:
                 counts={"complete": int(valid)},
             )
         )
-
-
-async def _follow_job(
-    ctx: ScenarioContext, http: AppHttp, op: Op, job: str, auth: Mapping[str, str]
-) -> tuple[str, str | None]:
-    """Poll the job until it ends (bounded by JOB_END_S); record its outcome;
-    return its status and last error."""
-    deadline = time.monotonic() + JOB_END_S
-    while True:
-        try:
-            response = await http.get(f"/api/queue/jobs/{job}", headers=dict(auth))
-        except Exception:  # the app itself may be restarting: ask again
-            response = None
-        body = response.body if response is not None and isinstance(response.body, dict) else {}
-        status = str(body.get("status", "unknown"))
-        if status in _ENDED:
-            value = {
-                "attempts": body.get("attempts"),
-                "result": body.get("result"),
-                "attempt_times_ms": body.get("attemptTimesMs"),
-            }
-            error = body.get("error")
-            if status == "complete":
-                ctx.history.ok(op, value)
-            else:
-                ctx.history.fail(op, f"job {status}: {error}", value)
-            return status, None if error is None else str(error)
-        if time.monotonic() >= deadline:
-            ctx.history.info(op, f"job {job} {status} after {JOB_END_S:g} s")
-            return status, f"still {status} (a dead worker's job is never run again)"
-        await asyncio.sleep(0.2)  # a poll interval, bounded by JOB_END_S
 
 
 class Walker:

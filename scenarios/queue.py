@@ -20,7 +20,6 @@ completions to the dead-letter list and fail here.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -34,6 +33,7 @@ from harness.scenario import ScenarioContext
 from harness.slo import only_slos
 from harness.stack import _sql
 from harness.targets.launch import Injection
+from scenarios._jobs import ENDED, follow_jobs
 
 __all__ = ["QueueScenario"]
 
@@ -50,7 +50,6 @@ BASE_DELAY_S = 0.05
 #: failures lose a job only if 16 draws in a row fail.
 ATTEMPTS = 16
 JOBS_TIMEOUT_S = 60.0
-_ENDED = {"complete", "failed", "aborted"}
 
 
 class QueueScenario:
@@ -166,32 +165,10 @@ class QueueScenario:
     async def _wait(
         self, ctx: ScenarioContext, http: AppHttp, jobs: list[tuple[Op, str]]
     ) -> dict[str, str]:
-        """Each job's final status; bounded by JOBS_TIMEOUT_S."""
-        pending = {job_id: op for op, job_id in jobs}
-        ended: dict[str, str] = {}
-        deadline = time.monotonic() + JOBS_TIMEOUT_S
+        """Each job's final status ("pending" if not ended in JOBS_TIMEOUT_S)."""
         auth = self._auth(ctx, ctx.seeded.project_ids[0])
-        while pending and time.monotonic() < deadline:
-            for job_id, op in list(pending.items()):
-                response = await http.get(f"/api/queue/jobs/{job_id}", headers=auth)
-                body = response.body if isinstance(response.body, dict) else {}
-                status = str(body.get("status", f"HTTP {response.status}"))
-                if status not in _ENDED:
-                    continue
-                del pending[job_id]
-                ended[job_id] = status
-                value = {
-                    "attempts": body.get("attempts"),
-                    "result": body.get("result"),
-                    "attempt_times_ms": body.get("attemptTimesMs"),
-                }
-                if status == "complete":
-                    ctx.history.ok(op, value)
-                else:
-                    ctx.history.fail(op, f"job {status}: {body.get('error')}", value)
-            if pending:
-                await asyncio.sleep(0.1)
-        for job_id, op in pending.items():
-            ctx.history.info(op, f"job {job_id} not ended after {JOBS_TIMEOUT_S:g} s")
-            ended[job_id] = "pending"
-        return ended
+        ended = await follow_jobs(ctx, http, jobs, auth, timeout_s=JOBS_TIMEOUT_S)
+        return {
+            job_id: status if status in ENDED else "pending"
+            for job_id, (status, _) in ended.items()
+        }
