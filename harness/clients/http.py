@@ -25,6 +25,7 @@ __all__ = ["AppHttp", "HttpResponse", "HttpStatusError"]
 #: Paths made of unreserved characters and slashes (``/api/projects/3/...``),
 #: and base URLs made of those and a host: nothing in them to percent-encode.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
+_UTF8 = frozenset({"utf-8", "utf8"})
 _PLAIN_BASE = re.compile(r"https?://[A-Za-z0-9.:\[\]_~-]+(/[A-Za-z0-9/_.~-]*)?")
 
 
@@ -115,13 +116,14 @@ class AppHttp:
             headers=headers,
         ) as response:
             body = None
-            if response.content_type == "application/json" and response.charset is None:
-                # JSON without a charset is UTF-8 (RFC 8259): decoded once,
-                # parsed once (aiohttp's text() then json() decodes twice).
+            is_json = response.content_type == "application/json"
+            if is_json and (response.charset or "utf-8").lower() in _UTF8:
+                # JSON is UTF-8 (RFC 8259): decoded once, parsed once
+                # (aiohttp's text() then json() decodes twice).
                 text = (await response.read()).decode("utf-8")
             else:
                 text = await response.text()
-            if response.content_type == "application/json" and text.strip():
+            if is_json and text.strip():
                 body = loads(text)
             return HttpResponse(response.status, body, text, dict(response.headers))
 
