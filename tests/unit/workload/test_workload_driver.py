@@ -266,6 +266,7 @@ def test_a_stalled_loop_shows_as_lag_at_low_and_high_rates(rate: int) -> None:
 
     async def main() -> GeneratorReport:
         loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualClockLoop)
 
         async def op(i: int) -> None:
             if i == rate // 2:
