@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+import socketio.packet
+
+from harness.clients.fastjson import SocketIOJson
 
 __all__ = ["AlertClient", "ClientEvent", "ReconnectPolicy", "ReconnectRecord"]
 
@@ -123,6 +126,14 @@ class SyncRefused(socketio.exceptions.SocketIOError):  # type: ignore[misc]  # s
     """The server refused a catch-up page (e.g. its database failed)."""
 
 
+class _Packet(socketio.packet.Packet):  # type: ignore[misc]  # socketio is untyped
+    """python-socketio's packet, parsed with orjson where that reads the same
+    (``harness.clients.fastjson``): passed as ``serializer``, so only these
+    clients use it, not every python-socketio user in the process."""
+
+    json = SocketIOJson
+
+
 @dataclass
 class _State:
     last_alert_id: int = 0
@@ -168,7 +179,11 @@ class AlertClient:
         # task and stop the loop under the harness, losing the partial report
         # and the orderly teardown (harness.loop cancels the run instead).
         self._sio = socketio.AsyncClient(
-            reconnection=False, logger=False, engineio_logger=False, handle_sigint=False
+            reconnection=False,
+            logger=False,
+            engineio_logger=False,
+            handle_sigint=False,
+            serializer=_Packet,
         )
         self._sio.on("disconnect", self._on_disconnect)
         self._sio.on("new_alert", self._on_new_alert)
@@ -353,12 +368,15 @@ class AlertClient:
             )
         return surfaced
 
-    async def _on_new_alert(self, data: object) -> None:
+    # The event handlers are plain functions: python-socketio calls them
+    # directly, where a coroutine handler costs a coroutine per event.
+
+    def _on_new_alert(self, data: object) -> None:
         if isinstance(data, dict):
             self._accept(data, via="live")
 
-    def _make_forwarder(self, name: str) -> Callable[[object], Any]:
-        async def forward(data: object) -> None:
+    def _make_forwarder(self, name: str) -> Callable[[object], None]:
+        def forward(data: object) -> None:
             if self._on_event is not None and isinstance(data, dict):
                 self._on_event(ClientEvent(name, data, self._clock()))
 

@@ -98,6 +98,19 @@ class History(Sequence[Event]):
             self._events.append(stored)
         return stored
 
+    def _add(self, event: E) -> E:
+        """Append an event the recording helpers just made, without a copy.
+
+        Nobody else holds it yet, so its ``index`` is set in place (the
+        events are frozen: ``object.__setattr__``, as their own constructors
+        would); a copy per event was most of what recording a receipt cost."""
+        with self._lock:
+            object.__setattr__(event, "index", len(self._events))
+            if isinstance(event, Op):
+                self._track(event)
+            self._events.append(event)
+        return event
+
     def _track(self, op: Op) -> None:
         # Called with the lock held. Keeps op ids unique and completions paired,
         # so a checker never has to guess which invoke a completion belongs to.
@@ -138,7 +151,7 @@ class History(Sequence[Event]):
         with self._lock:
             op_id = self._next_op_id
             self._next_op_id += 1
-        return self.append(
+        return self._add(
             Op(
                 type="invoke",
                 process=process,
@@ -162,7 +175,7 @@ class History(Sequence[Event]):
         if invoke.type != "invoke":
             raise HistoryError(f"can only complete an invoke, got {invoke.type}")
         mono, wall = self._stamp(mono_s)
-        return self.append(
+        return self._add(
             Op(
                 type=kind,
                 process=invoke.process,
@@ -210,7 +223,7 @@ class History(Sequence[Event]):
     ) -> Receive:
         """A client received a server event (``mono_s``: when it arrived)."""
         mono, wall = self._stamp(mono_s)
-        return self.append(
+        return self._add(
             Receive(
                 process=process,
                 user_id=user_id,
@@ -238,7 +251,7 @@ class History(Sequence[Event]):
     ) -> Session:
         """A client connected, subscribed, dropped, reconnected, caught up or closed."""
         mono, wall = self._stamp(mono_s)
-        return self.append(
+        return self._add(
             Session(
                 process=process,
                 type=type,
@@ -266,7 +279,7 @@ class History(Sequence[Event]):
     ) -> Commit:
         """An alert is known committed at ``mono_s`` (default: now)."""
         mono, wall = self._stamp(mono_s)
-        return self.append(
+        return self._add(
             Commit(
                 process=process,
                 alert_id=alert_id,
@@ -294,7 +307,7 @@ class History(Sequence[Event]):
     ) -> FaultMark:
         """A fault started or healed."""
         mono, wall = self._stamp(mono_s)
-        return self.append(
+        return self._add(
             FaultMark(
                 process=process,
                 phase=phase,
@@ -323,7 +336,7 @@ class History(Sequence[Event]):
     ) -> Snapshot:
         """Rows read from the database (``alerts``, ``pg_stat_statements``...)."""
         mono, wall = self._stamp(mono_s)
-        return self.append(
+        return self._add(
             Snapshot(
                 process=process,
                 name=name,

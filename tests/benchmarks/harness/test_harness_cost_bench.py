@@ -15,6 +15,14 @@ as little as it can) and this one, the harness, whose CPU alone is measured
     pytest tests/benchmarks/harness --benchmark-only     # figures + budget checks
     python tests/benchmarks/harness/test_harness_cost_bench.py   # a summary table
 
+Two shorter measures, without budgets, separate the harness's own Python
+work from the machine's wake-ups (on a busy machine the full measures vary
+more than a change does): ``receive path`` (engine.io frames handed to a
+fleet client without a socket) and ``request path`` (``ctx.complete``, 64
+in flight against the echo).
+
+    python tests/benchmarks/harness/test_harness_cost_bench.py --only paths
+
 The budgets are checked on CPU time, never on wall-clock time, and only when
 benchmarks are enabled; under ``--benchmark-disable`` (the tests session)
 each body runs once, smaller, as a smoke test of the recorded history.
@@ -25,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import json
 import os
 import re
 import selectors
@@ -37,6 +46,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import engineio.packet
 import pytest
 
 from harness.clients import Subscriber
@@ -275,6 +285,95 @@ async def generator_cost(
     }
 
 
+async def receive_path_cost(*, alerts: int, rounds: int) -> dict[str, Any]:
+    """The fleet's per-event Python work without the network: engine.io
+    frames (three per alert, as the echo sends) handed to one fleet
+    client's engine.io ``_receive_packet``, as its read loop would, into a
+    ``ScenarioContext`` history. No socket, few idle wake-ups: on a busy
+    machine it separates changes the full measure cannot."""
+    ctx = _context("http://127.0.0.1:1")  # never connected
+    client = ctx.fleet([Subscriber(1, (1,))]).clients[1]
+    eio = client._sio.eio
+    eio.state = "connected"
+    frames: list[str] = []
+    for k in range(1, alerts + 1):
+        alert = {
+            "id": k,
+            "title": f"Step {k}",
+            "message": f"Step {k} of project 1: due in 7 days",
+            "priority": "MEDIUM",
+            "projectId": 1,
+            "stepId": k + 1,
+            "assignedToId": 1,
+            "createdAt": "2025-01-01T12:00:00.123456+00:00",
+        }
+        refresh = {"projectId": 1, "type": "workflow_progression", "alertId": k}
+        updated = {"projectId": 1, "lineItemId": k + 1, "alertId": k}
+        for event in (
+            ["new_alert", alert],
+            ["alerts_refresh", refresh],
+            ["workflow_updated", updated],
+        ):
+            frames.append("42" + json.dumps(event, separators=(",", ":")))
+    per_event: list[float] = []
+    gc.collect()
+    gc.freeze()
+    try:
+        for _ in range(rounds):
+            before = len(ctx.history)
+            cpu0 = time.process_time()
+            for frame in frames:
+                await eio._receive_packet(engineio.packet.Packet(encoded_packet=frame))
+            # Each message is handled in a task of engine.io's: wait for them.
+            assert await _wait_for(
+                functools.partial(_all_in, ctx.history, before + len(frames)), 60.0
+            )
+            per_event.append((time.process_time() - cpu0) / len(frames) * 1e6)
+    finally:
+        gc.unfreeze()
+    return {
+        "events_per_round": len(frames),
+        "receipts": [e for e in ctx.history[-len(frames) :] if isinstance(e, Receive)],
+        "cpu_us_per_event": statistics.median(per_event),
+        "cpu_us_per_event_best": min(per_event),
+    }
+
+
+async def request_path_cost(
+    url: str, *, requests: int, in_flight: int, rounds: int
+) -> dict[str, Any]:
+    """``ctx.complete`` against the echo, ``in_flight`` at a time (closed
+    loop, so responses arrive together and few wake-ups are idle ones):
+    the Python work of a request, AppHttp and aiohttp included."""
+    ctx = _context(url)
+    per_request: list[float] = []
+    async with ctx.http(max_connections=in_flight) as http:
+        for user in range(1, PROJECTS + 1):
+            ctx.token(user)
+        limit = asyncio.Semaphore(in_flight)
+
+        async def one(i: int) -> None:
+            project = 1 + i % PROJECTS
+            async with limit:
+                await ctx.complete(http, project, 1 + i // PROJECTS, project)
+
+        await asyncio.gather(*(one(-i - 1) for i in range(in_flight)))
+        gc.collect()
+        gc.freeze()
+        try:
+            for _ in range(rounds):
+                cpu0 = time.process_time()
+                await asyncio.gather(*(one(i) for i in range(requests)))
+                per_request.append((time.process_time() - cpu0) / requests * 1e6)
+        finally:
+            gc.unfreeze()
+    return {
+        "requests_per_round": requests,
+        "cpu_us_per_request": statistics.median(per_request),
+        "cpu_us_per_request_best": min(per_request),
+    }
+
+
 def _record(benchmark: Any, figures: dict[str, Any]) -> None:
     benchmark.extra_info.update(
         {k: round(v, 2) for k, v in figures.items() if isinstance(v, int | float)}
@@ -343,6 +442,35 @@ def test_generator_cpu_per_request(benchmark: Any, echo_url: str) -> None:
         assert figures["cpu_us_per_request_best"] <= BUDGET_US_PER_REQUEST
 
 
+def test_receive_path_cpu_per_event(benchmark: Any) -> None:
+    """The fleet's Python work per event, no network (no budget: a share of the fleet's)."""
+    small = benchmark.disabled
+    alerts = SMALL["alerts"] if small else ALERTS
+    rounds = SMALL["rounds"] if small else ROUNDS
+    figures: dict[str, Any] = benchmark.pedantic(
+        lambda: _run(receive_path_cost(alerts=alerts, rounds=rounds)), rounds=1, iterations=1
+    )
+    _record(benchmark, figures)
+    receipts: list[Receive] = figures["receipts"]
+    assert [r.event for r in receipts[:3]] == ["new_alert", "alerts_refresh", "workflow_updated"]
+    assert [r.alert_id for r in receipts if r.event == "new_alert"] == list(range(1, alerts + 1))
+    assert all(r.surfaced and not r.repeat for r in receipts)
+
+
+def test_request_path_cpu_per_request(benchmark: Any, echo_url: str) -> None:
+    """``ctx.complete``'s Python work, 64 in flight (no budget: a share of the generator's)."""
+    small = benchmark.disabled
+    requests = SMALL["requests"] if small else REQUESTS
+    rounds = SMALL["rounds"] if small else ROUNDS
+    figures: dict[str, Any] = benchmark.pedantic(
+        lambda: _run(request_path_cost(echo_url, requests=requests, in_flight=64, rounds=rounds)),
+        rounds=1,
+        iterations=1,
+    )
+    _record(benchmark, figures)
+    assert figures["requests_per_round"] == requests
+
+
 def main() -> None:
     """Print the figures."""
     import argparse
@@ -354,13 +482,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--request-rate", type=float, default=REQUEST_RATE_PER_S)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--only", choices=("fleet", "generator"))
+    parser.add_argument("--only", choices=("fleet", "generator", "paths"))
     args = parser.parse_args()
     gen = echo_url.__wrapped__()  # type: ignore[attr-defined]
     url = next(gen)
     try:
         print(f"load average: {os.getloadavg()}")
-        if args.only != "generator":
+        if args.only in (None, "fleet"):
             fleet = _run(
                 fleet_cost(
                     url,
@@ -377,7 +505,22 @@ def main() -> None:
                 f" ({fleet['events_per_s']:.0f} events/s;"
                 f" an idle loop wake-up costs {fleet['loop_wake_cpu_us']:.0f} us here)"
             )
-        if args.only != "fleet":
+        if args.only in (None, "paths"):
+            received = _run(receive_path_cost(alerts=args.alerts, rounds=max(args.rounds, 5)))
+            print(
+                f"receive path (no network): {received['cpu_us_per_event']:.1f} us CPU/event"
+                f" median, {received['cpu_us_per_event_best']:.1f} best"
+            )
+            requested = _run(
+                request_path_cost(
+                    url, requests=args.requests, in_flight=64, rounds=max(args.rounds, 5)
+                )
+            )
+            print(
+                f"request path (64 in flight): {requested['cpu_us_per_request']:.1f} us"
+                f" CPU/request median, {requested['cpu_us_per_request_best']:.1f} best"
+            )
+        if args.only in (None, "generator"):
             generator = _run(
                 generator_cost(
                     url, requests=args.requests, rate_per_s=args.request_rate, rounds=args.rounds

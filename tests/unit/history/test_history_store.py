@@ -194,3 +194,18 @@ def test_a_completion_without_its_invoke_is_rejected_on_load(tmp_path: Path) -> 
     )
     with pytest.raises(HistoryError, match="op_id 4 which is not open"):
         read_jsonl(path)
+
+
+def test_helpers_return_the_stored_event_and_append_keeps_the_callers_copy() -> None:
+    h = History()
+    received = h.receive("c1", user_id=1, event="new_alert", alert_id=5, mono_s=1.0)
+    assert h[0] is received
+    assert received.index == 0
+    mine = Receive(process="c2", user_id=2, event="new_alert", mono_s=2.0, wall_s=2.0)
+    stored = h.append(mine)
+    assert (stored.index, mine.index) == (1, -1)
+    assert h[1] is stored
+    assert stored is not mine
+    with pytest.raises(HistoryError, match="not open"):
+        h.ok(Op(type="invoke", process="p", f="x", op_id=99, mono_s=0.0, wall_s=0.0))
+    assert len(h) == 2

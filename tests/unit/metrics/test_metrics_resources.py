@@ -143,3 +143,27 @@ def test_the_apps_gc_pauses_are_timed_and_read_back_from_its_metrics() -> None:
 
 def test_gc_pauses_of_a_body_without_the_metric_are_empty() -> None:
     assert gc_pauses_from_metrics("# nothing here\nup 1\n") == {}
+
+
+def test_the_run_counts_the_receipts_inside_the_measured_window() -> None:
+    # A target delivering after the window leaves those events (and the
+    # harness's CPU for them) out: the count says how many were in.
+    from types import SimpleNamespace
+
+    from harness.history import History
+    from harness.runner import _resources
+
+    history = History()
+    for at in (99.0, 100.0, 105.0, 110.0, 112.0):
+        history.receive("c1", user_id=1, event="new_alert", alert_id=int(at), mono_s=at)
+    ctx = SimpleNamespace(
+        cpu_window=(
+            _mark(100.0, {"harness": 1.0}, busy=0.0, total=10.0),
+            _mark(110.0, {"harness": 3.0}, busy=5.0, total=30.0),
+        ),
+        history=history,
+    )
+    usage = _resources(ctx, None)  # type: ignore[arg-type]
+    assert usage is not None
+    assert usage["receipts"] == 3
+    assert usage["roles"]["harness"]["cpu_s"] == 2.0

@@ -257,3 +257,37 @@ async def test_driver_runs_on_the_real_event_loop() -> None:
     assert len(pair_operations(history)) == 50
     assert isinstance(report.latency, OpenLoopLatency)
     assert "latency" not in report.to_dict()
+
+
+@pytest.mark.parametrize("rate", [100, 1000])
+def test_a_stalled_loop_shows_as_lag_at_low_and_high_rates(rate: int) -> None:
+    """At 100/s a ticker measures the lag; at 1,000/s (more than one launch
+    per 5 ms tick) the launches' own wake-ups do: a 120 ms stall shows either way."""
+
+    async def main() -> GeneratorReport:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualClockLoop)
+
+        async def op(i: int) -> None:
+            if i == rate // 2:
+                loop.advance(0.120)
+
+        return await run_open_loop(
+            constant_rate(rate, 1.0), op, history=virtual_history(), max_in_flight=50, deadline_s=5
+        )
+
+    report = run_virtual(main())
+    assert report.launched == rate
+    assert report.max_lag_ms == pytest.approx(120, abs=6)
+    quiet = run_virtual(_quiet_run(rate))
+    assert quiet.max_lag_ms < 1
+    assert quiet.valid is True
+
+
+async def _quiet_run(rate: int) -> GeneratorReport:
+    async def op(i: int) -> None:
+        await asyncio.sleep(0.001)
+
+    return await run_open_loop(
+        constant_rate(rate, 1.0), op, history=virtual_history(), max_in_flight=50, deadline_s=5
+    )
