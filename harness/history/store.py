@@ -59,8 +59,12 @@ class History(Sequence[Event]):
         *,
         mono_clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        on_append: Callable[[Event], None] | None = None,
     ) -> None:
+        """``on_append`` sees every event once it is stored, whichever way it
+        came in (:meth:`append` or a recording helper)."""
         self._events: list[Event] = []
+        self._on_append = on_append
         self._lock = threading.Lock()
         self._mono_clock = mono_clock
         self._wall_clock = wall_clock
@@ -96,6 +100,8 @@ class History(Sequence[Event]):
             if isinstance(stored, Op):
                 self._track(stored)
             self._events.append(stored)
+        if self._on_append is not None:
+            self._on_append(stored)
         return stored
 
     def _add(self, event: E) -> E:
@@ -109,6 +115,8 @@ class History(Sequence[Event]):
             if isinstance(event, Op):
                 self._track(event)
             self._events.append(event)
+        if self._on_append is not None:
+            self._on_append(event)
         return event
 
     def _track(self, op: Op) -> None:

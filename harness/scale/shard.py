@@ -124,20 +124,6 @@ class _Stats:
         return rows
 
 
-class _ShardHistory(History):
-    """A history that also feeds :class:`_Stats` (every event goes through append)."""
-
-    def __init__(self, stats: _Stats | None) -> None:
-        super().__init__()
-        self._stats = stats
-
-    def append(self, event: E) -> E:
-        stored = super().append(event)
-        if self._stats is not None:
-            self._stats.see(stored)
-        return stored
-
-
 class _Channel:
     """The shard's end of the conversation: stdout out, stdin in."""
 
@@ -183,7 +169,7 @@ async def run_shard(plan: ShardPlan, channel: _Channel) -> None:
 
     params, seeded = plan.params, plan.seeded
     stats = _Stats() if plan.stats else None
-    history = _ShardHistory(stats)
+    history = History(on_append=stats.see if stats is not None else None)
     ctx = _context(plan, history)
     channel.send(
         {

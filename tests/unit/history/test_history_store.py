@@ -209,3 +209,17 @@ def test_helpers_return_the_stored_event_and_append_keeps_the_callers_copy() -> 
     with pytest.raises(HistoryError, match="not open"):
         h.ok(Op(type="invoke", process="p", f="x", op_id=99, mono_s=0.0, wall_s=0.0))
     assert len(h) == 2
+
+
+def test_on_append_sees_every_event_whichever_way_it_was_recorded() -> None:
+    seen: list[object] = []
+    history = History(on_append=seen.append)
+    op = history.invoke("p1", "complete", {"project_id": 1})
+    history.ok(op, {"alert_id": 2})
+    history.receive("c1", user_id=1, event="new_alert", alert_id=2)
+    history.fault("start", kind="down", label="down app", target="app")
+    history.append(
+        FaultMark(process="nemesis", mono_s=1.0, wall_s=1.0, phase="heal", kind="down", label="x")
+    )
+    assert [e.type for e in seen] == ["invoke", "ok", "receive", "fault", "fault"]
+    assert seen == list(history)
