@@ -129,6 +129,7 @@ class ChaosScenario:
     )
     max_projects = MAX_PROJECTS
     user_pool = True
+    proxy_faults = ("postgres", "redis", "app")
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "delivery": {},
         "catch_up": {},
@@ -165,7 +166,7 @@ class ChaosScenario:
         fleet = ctx.fleet(subscribers, policy=POLICY)
         await fleet.start()
         done_faults: list[str] = []
-        async with ctx.http() as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
+        async with ctx.http() as http, ToxiproxyClient(ctx.toxiproxy.url) as tp:
             walker = Walker(ctx, http, kept)
             load = run_open_loop(
                 constant_rate(rate, total / rate, seed=params.seed),
@@ -213,7 +214,7 @@ class ChaosScenario:
     async def _apply(self, ctx: ScenarioContext, tp: ToxiproxyClient, step: Step) -> bool:
         if step.fault == "relay_listen":
             return await self._relay_listen(ctx)
-        proxy = ctx.stack.toxiproxy.proxy_name
+        proxy = ctx.toxiproxy.proxy_name
         makers: dict[str, Callable[[], Any]] = {
             "pg_latency": lambda: latency(
                 tp, proxy("postgres"), ms=125, jitter_ms=75, stream="both", for_s=step.for_s
