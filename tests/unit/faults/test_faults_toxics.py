@@ -131,7 +131,6 @@ async def test_toxics_added_and_removed_mid_stream_keep_every_byte_in_order(hop:
             # Holds the downstream from here: chunks pile up inside the chain.
             hold = await hop.tp.add_toxic("app", "bandwidth", name="hold", attributes={"rate": 0})
             toxics.append(hold.name)
-            await asyncio.sleep(0.05)  # let the in-flight chunks reach the hold
         elif index == 91:
             for name in toxics:
                 await hop.tp.remove_toxic("app", name)
