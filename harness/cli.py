@@ -32,7 +32,7 @@ from rich.text import Text
 from harness import __version__
 from harness import loop as event_loop
 from harness.errors import AlertbenchError, ConfigError
-from harness.report.html import resources_summary
+from harness.report.html import proxy_summary, resources_summary
 from harness.stack import PROVIDERS, AppSpec, Stack, StackConfig, reap_leftovers, start_stack
 from harness.stack.app import FANOUTS
 from harness.targets import Target, load_target
@@ -238,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --baseline: relative change treated as noise (default {DEFAULT_TOLERANCE:g})",
     )
     _add_stack_flags(run)
+    run.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="run without Toxiproxy: clients and the app connect directly to Postgres, Redis"
+        " and the app (saves the proxy's CPU; scenarios that inject faults through it are"
+        " refused; the report says the proxy was bypassed)",
+    )
 
     compare = commands.add_parser(
         "compare",
@@ -651,9 +658,11 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     from harness.report.compare import compare_runs, load_side
     from harness.report.side_by_side import write_side_by_side
     from harness.runner import RunOptions, run_scenarios, sweep_rates
-    from harness.scenario import RunParams
+    from harness.scenario import RunParams, check_proxy_faults
 
     chosen = suite.get(list(args.scenarios) or list(suite.MAIN_SUITE))
+    # Before anything starts: a fault scenario cannot run without the proxy.
+    check_proxy_faults(chosen, bypassed=args.no_proxy)
     targets = _targets(args.target)
     _check_flaws(args.flaw, targets)
     # Read the baseline now: a bad path fails before anything starts (and
@@ -692,7 +701,10 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     for scenario in chosen:
         load_slos(args.slo, scenario=scenario.slos, overrides=list(args.slo_override))
     config = StackConfig.from_env(
-        provider=args.stack, startup_timeout_s=args.startup_timeout, seed=args.seed
+        provider=args.stack,
+        startup_timeout_s=args.startup_timeout,
+        seed=args.seed,
+        proxy=not args.no_proxy,
     )
 
     def progress(line: str) -> None:
@@ -706,8 +718,10 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     per_target: dict[str, list[RunResults]] = {}
     with _run_folder(out, args.reports_dir, run_id, show=True):
         with start_stack(config) as stack, display:
+            bypassed = ", Toxiproxy bypassed (--no-proxy)" if stack.proxy_bypassed else ""
             progress(
-                f"stack ready in {stack.startup_s['total']:.2f} s ({stack.providers['postgres']})"
+                f"stack ready in {stack.startup_s['total']:.2f} s"
+                f" ({stack.providers['postgres']}{bypassed})"
             )
             for target in targets:
                 # One run id per target when several are compared; same seed and schedule.
@@ -893,6 +907,9 @@ def _results_table(result: Any, *, target: str | None = None) -> Table:
             "SATURATED" if res.get("saturated") else "",
             escape(resources_summary(res)),
         )
+    proxy = proxy_summary(result.stack)
+    if proxy is not None and result.stack.get("proxy_bypassed"):
+        table.add_row("proxy", "BYPASSED", escape(proxy))
     for error in result.errors:
         table.add_row("error", "ERROR", escape(error))
     if result.not_applicable:

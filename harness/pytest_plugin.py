@@ -130,6 +130,8 @@ def pg_dsn(alertbench_databases: DatabaseFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def toxiproxy_url(alertbench_stack: Stack) -> str:
     """The Toxiproxy API in front of the stack's services."""
+    if alertbench_stack.toxiproxy is None:
+        pytest.fail("the alertbench stack runs without Toxiproxy (proxy=False)", pytrace=False)
     return alertbench_stack.toxiproxy.url
 
 

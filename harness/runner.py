@@ -55,7 +55,13 @@ from harness.report import (
     reconnections,
     write_run,
 )
-from harness.scenario import RunParams, Scenario, ScenarioContext, announced_alert
+from harness.scenario import (
+    RunParams,
+    Scenario,
+    ScenarioContext,
+    announced_alert,
+    check_proxy_faults,
+)
 from harness.slo import SloVerdict, evaluate, load_slos
 from harness.stack import Stack, _sql
 from harness.targets import Target, load_target
@@ -204,6 +210,7 @@ async def run_scenario(
     running stack, and write its report (into ``reports_dir/folder`` when
     given: a run's own folder)."""
     target = target or load_target("reference")
+    check_proxy_faults([scenario], bypassed=stack.proxy_bypassed)
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     # Validate the SLO layers and the flaws before spending time on the run.
     slos = load_slos(

@@ -29,17 +29,24 @@ from harness.history.store import FaultEventLike
 from harness.metrics.resources import CpuMark, mark_cpu
 from harness.stack import Stack, _sql
 from harness.stack.app import FANOUTS
+from harness.stack.proxies import ToxiproxyServer
 from harness.targets import Target
 from harness.workload import GeneratorReport, OpFailed
 
 __all__ = [
+    "NO_PROXY_FLAG",
     "LocustOptions",
     "RunParams",
     "Scenario",
     "ScenarioContext",
     "announced_alert",
+    "check_proxy_faults",
+    "proxy_faults",
     "wait_until",
 ]
+
+#: The flag that runs the stack without Toxiproxy (named in errors and reports).
+NO_PROXY_FLAG = "--no-proxy"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,9 +176,27 @@ class ScenarioContext:
             return [self.target.url.base_url]
         return list(self.stack.app_urls)
 
+    @property
+    def toxiproxy(self) -> ToxiproxyServer:
+        """The Toxiproxy server in front of the stack's hops, for fault packages.
+
+        Raises :class:`ConfigError` naming the scenario and ``--no-proxy`` when
+        the stack bypasses the proxies (a scenario that breaks hops declares
+        ``proxy_faults``, and the runner refuses it before it starts).
+        """
+        if self.stack.toxiproxy is None:
+            raise ConfigError(
+                NO_PROXY_FLAG,
+                f"scenario {self.name!r} injects faults through Toxiproxy, which this run"
+                f" bypasses; run it without {NO_PROXY_FLAG}",
+            )
+        return self.stack.toxiproxy
+
     def _cpu_mark(self) -> CpuMark:
         return mark_cpu(
-            self.stack.local_processes(), alone={"harness (generator + clients)": os.getpid()}
+            self.stack.local_processes(),
+            alone={"harness (generator + clients)": os.getpid()},
+            unmeasured=self.stack.unmeasured_roles(),
         )
 
     @contextlib.contextmanager
@@ -522,6 +547,33 @@ class Scenario(Protocol):
     #   inject: Injection        -- in-app fault injection it asks for
     #   user_pool: bool          -- seed as many users as projects, shared
     #                               across projects (see runner.seed_spec)
+    #   proxy_faults: tuple[str, ...] -- the stack's proxies (``app``,
+    #                               ``postgres``, ``redis``) it breaks through
+    #                               Toxiproxy; such a scenario cannot run with
+    #                               ``--no-proxy`` (see check_proxy_faults)
+
+
+def proxy_faults(scenario: Scenario) -> tuple[str, ...]:
+    """The proxies ``scenario`` injects faults on (empty: it needs no proxy)."""
+    return tuple(getattr(scenario, "proxy_faults", ()))
+
+
+def check_proxy_faults(scenarios: Sequence[Scenario], *, bypassed: bool) -> None:
+    """Refuse, before anything starts, scenarios that break hops when the
+    proxies are bypassed: without Toxiproxy their faults cannot happen, and a
+    fault scenario whose fault never happened would pass without testing
+    anything. Raises :class:`ConfigError` naming them and ``--no-proxy``."""
+    if not bypassed:
+        return
+    refused = [
+        f"{s.name} (faults on {', '.join(proxy_faults(s))})" for s in scenarios if proxy_faults(s)
+    ]
+    if refused:
+        raise ConfigError(
+            NO_PROXY_FLAG,
+            f"scenario(s) {'; '.join(refused)} inject faults through Toxiproxy, which"
+            f" {NO_PROXY_FLAG} bypasses: leave them out or drop {NO_PROXY_FLAG}",
+        )
 
 
 ScenarioRun = Callable[[ScenarioContext], Awaitable[None]]

@@ -45,6 +45,7 @@ class CacheScenario:
         "completion that changes it: never a stale list"
     )
     max_projects = MAX_PROJECTS
+    proxy_faults = ("redis",)
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "no_duplicates": {},
         "linearizable": {},
@@ -97,8 +98,8 @@ class CacheScenario:
         roles = {li.id: li.responsible_role for li in ctx.seeded.line_items}
         tally = {"reads": 0, "after_completion": 0, "stale": 0, "hits": 0, "errors": 0}
         wrong: list[dict[str, Any]] = []
-        async with ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
-            outage = down(tp, ctx.stack.toxiproxy.proxy_name("redis"))
+        async with ToxiproxyClient(ctx.toxiproxy.url) as tp:
+            outage = down(tp, ctx.toxiproxy.proxy_name("redis"))
             outage.on_event = ctx.record_fault
             async with outage:
                 for row in sorted(rows, key=lambda r: r["project_id"]):

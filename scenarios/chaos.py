@@ -163,6 +163,7 @@ class ChaosScenario:
     #: The killed job's retries must outlast the faults that follow it
     #: (up to about a minute with full jitter).
     inject = Injection(queue_attempts=JOB_ATTEMPTS, queue_retry_base_delay_s=JOB_RETRY_BASE_S)
+    proxy_faults = ("postgres", "redis", "app")
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "delivery": {},
         "catch_up": {},
@@ -208,7 +209,7 @@ class ChaosScenario:
         await fleet.start()
         done_faults: list[str] = []
         self._skips.clear()
-        async with ctx.http() as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
+        async with ctx.http() as http, ToxiproxyClient(ctx.toxiproxy.url) as tp:
             walker = Walker(ctx, http, kept)
             load = run_open_loop(
                 constant_rate(rate, total / rate, seed=params.seed),
@@ -278,7 +279,7 @@ class ChaosScenario:
             return await self._app_kill(ctx)
         if step.fault == "worker_kill":
             return await self._worker_kill(ctx)
-        proxy = ctx.stack.toxiproxy.proxy_name
+        proxy = ctx.toxiproxy.proxy_name
         makers: dict[str, Callable[[], Any]] = {
             "pg_latency": lambda: latency(
                 tp, proxy("postgres"), ms=125, jitter_ms=75, stream="both", for_s=step.for_s

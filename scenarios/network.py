@@ -100,6 +100,7 @@ class NetworkScenario:
     )
     max_projects = MAX_PROJECTS
     user_pool = True
+    proxy_faults = ("app",)
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "delivery": {},
         "no_phantoms": {},
@@ -136,8 +137,8 @@ class NetworkScenario:
         outage_started = asyncio.Event()
 
         direct = ctx.direct_app_urls[0]
-        async with AppHttp(direct) as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
-            outage = down(tp, ctx.stack.toxiproxy.proxy_name("app"), for_s=OUTAGE_S)
+        async with AppHttp(direct) as http, ToxiproxyClient(ctx.toxiproxy.url) as tp:
+            outage = down(tp, ctx.toxiproxy.proxy_name("app"), for_s=OUTAGE_S)
             history = ctx.history
 
             def record(event: FaultEvent) -> None:

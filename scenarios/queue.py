@@ -59,6 +59,7 @@ class QueueScenario:
         "completion is retried until it commits, none is lost or applied twice"
     )
     needs = ("queue", "fault_injection")
+    proxy_faults = ("postgres",)
     inject = Injection(
         rollback_rate=FAILURE_RATE,
         queue_attempts=ATTEMPTS,
@@ -77,8 +78,8 @@ class QueueScenario:
     async def run(self, ctx: ScenarioContext) -> None:
         projects = ctx.seeded.project_ids[:MAX_PROJECTS]
         first, second = ctx.seeded.active_line_items[:2]
-        async with ctx.http() as http, ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
-            outage = down(tp, ctx.stack.toxiproxy.proxy_name("postgres"), for_s=OUTAGE_S)
+        async with ctx.http() as http, ToxiproxyClient(ctx.toxiproxy.url) as tp:
+            outage = down(tp, ctx.toxiproxy.proxy_name("postgres"), for_s=OUTAGE_S)
             outage.on_event = ctx.record_fault
             # First a few jobs through a Postgres outage (down first, then the
             # jobs: every first attempt meets it); few, so that the worker's

@@ -80,6 +80,8 @@ class RollbackScenario:
     )
     needs = ("fault_injection",)
     inject = Injection(rollback_rate=ROLLBACK_RATE)
+    #: The stage cuts take the Postgres hop down.
+    proxy_faults = ("postgres",)
     max_projects = MAX_PROJECTS
     checks: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "no_phantoms": {},
@@ -171,8 +173,8 @@ class RollbackScenario:
             return out
         before = await _state(ctx, project)
         rows = await asyncio.to_thread(_sql.fetch, ctx.direct_dsn, row_sql, project)
-        proxy = ctx.stack.toxiproxy.proxy_name("postgres")
-        async with ToxiproxyClient(ctx.stack.toxiproxy.url) as tp:
+        proxy = ctx.toxiproxy.proxy_name("postgres")
+        async with ToxiproxyClient(ctx.toxiproxy.url) as tp:
             outage = down(tp, proxy)
             outage.on_event = ctx.record_fault
             async with CommitGate(ctx.direct_dsn, table, [int(r["id"]) for r in rows]) as gate:

@@ -9,8 +9,10 @@ measured load, and reports per role the share of one core and the CPU
 milliseconds per operation. The whole machine's busy share is measured too:
 near 100 % the figures describe this machine's limit, not the pipeline's.
 
-Only local processes are known: with Docker or external services those roles
-are missing from the table (said in ``unmeasured``).
+Only local processes are known: a role the stack has but cannot read (a
+Docker container, an external server such as a shared Toxiproxy at
+``TOXIPROXY_URL``, a process that exited during the window) stays in the
+table as *unmeasured*, with the reason, rather than disappearing from it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ __all__ = [
 
 #: Machine busy share from which a run is flagged as CPU-saturated.
 SATURATED_SHARE = 0.9
+
+#: Why a role's process could not be read when its CPU was marked.
+EXITED = "its process had exited when the CPU was read"
+#: Why a role present in one mark only is not measured over the window.
+CAME_OR_WENT = "its process started or exited during the measured window"
+RESTARTED = "its process was killed and started again during the measured window"
 
 
 def process_cpu_s(pid: int, *, children: bool = True) -> float | None:
@@ -70,7 +78,8 @@ class CpuMark:
     cpu_s: dict[str, float]
     machine_busy_s: float
     machine_total_s: float
-    unmeasured: tuple[str, ...] = ()
+    #: Role -> why its CPU is not known (see the module docstring).
+    unmeasured: Mapping[str, str] = field(default_factory=dict)
     #: The process id behind each role: a role whose process was restarted
     #: between two marks (another pid) cannot be measured across them.
     pids: Mapping[str, int] = field(default_factory=dict)
@@ -85,23 +94,26 @@ def mark_cpu(
         pid, children=children
     ),
     machine: Callable[[], tuple[float, float]] = _machine_busy_s,
+    unmeasured: Mapping[str, str] | None = None,
 ) -> CpuMark:
     """Read the CPU seconds of each role: ``processes`` (role -> pid) with
     their descendants, ``alone`` (role -> pid) without (the harness itself,
-    whose descendants are the stack's servers)."""
+    whose descendants are the stack's servers). ``unmeasured`` (role ->
+    reason) names the roles that exist but cannot be read here."""
     cpu: dict[str, float] = {}
-    missing: list[str] = []
+    missing: dict[str, str] = dict(unmeasured or {})
     wanted = [(role, pid, True) for role, pid in processes.items()]
     wanted += [(role, pid, False) for role, pid in (alone or {}).items()]
     for role, pid, children in wanted:
         seconds = read(pid, children)
         if seconds is None:
-            missing.append(role)
+            missing[role] = EXITED
         else:
             cpu[role] = seconds
+            missing.pop(role, None)
     busy, total = machine()
     pids = {role: pid for role, pid, _ in wanted}
-    return CpuMark(clock(), cpu, busy, total, tuple(missing), pids)
+    return CpuMark(clock(), cpu, busy, total, missing, pids)
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,8 @@ class ResourceUsage:
     machine_busy_share: float
     """Busy share of all the machine's cores over the window (0..1)."""
     operations: int | None = None
-    unmeasured: tuple[str, ...] = field(default=())
+    #: Role -> why its CPU is not known; listed in the table, never dropped.
+    unmeasured: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def saturated(self) -> bool:
@@ -128,7 +141,7 @@ class ResourceUsage:
         return round(1000 * seconds / self.operations, 3) if self.operations else None
 
     def to_dict(self) -> dict[str, Any]:
-        roles = {
+        roles: dict[str, dict[str, Any]] = {
             role: {
                 "cpu_s": round(seconds, 3),
                 "cpu_pct": self._pct(seconds),
@@ -136,6 +149,13 @@ class ResourceUsage:
             }
             for role, seconds in sorted(self.cpu_s.items(), key=lambda kv: -kv[1])
         }
+        for role, reason in sorted(self.unmeasured.items()):
+            roles[role] = {
+                "cpu_s": None,
+                "cpu_pct": None,
+                "cpu_ms_per_op": None,
+                "unmeasured": reason,
+            }
         total = sum(self.cpu_s.values())
         return {
             "window_s": round(self.window_s, 3),
@@ -153,7 +173,8 @@ class ResourceUsage:
 def usage_between(
     start: CpuMark, end: CpuMark, *, operations: int | None = None, cores: int | None = None
 ) -> ResourceUsage:
-    """What each role used from ``start`` to ``end`` (roles present in both marks)."""
+    """What each role used from ``start`` to ``end``: roles read in both marks;
+    the others are unmeasured, with the reason."""
     window = max(end.mono_s - start.mono_s, 0.0)
     restarted = {
         role for role, pid in start.pids.items() if role in end.pids and end.pids[role] != pid
@@ -165,16 +186,19 @@ def usage_between(
     }
     total = end.machine_total_s - start.machine_total_s
     busy = end.machine_busy_s - start.machine_busy_s
-    missing = sorted(
-        {*start.unmeasured, *end.unmeasured, *(set(start.cpu_s) ^ set(end.cpu_s)), *restarted}
-    )
+    missing = {role: CAME_OR_WENT for role in set(start.cpu_s) ^ set(end.cpu_s)}
+    missing.update(end.unmeasured)
+    missing.update(start.unmeasured)
+    missing.update({role: RESTARTED for role in restarted})
+    for role in cpu:
+        missing.pop(role, None)
     return ResourceUsage(
         window_s=window,
         cores=cores or os.cpu_count() or 1,
         cpu_s=cpu,
         machine_busy_share=min(max(busy / total, 0.0), 1.0) if total > 0 else 0.0,
         operations=operations,
-        unmeasured=tuple(missing),
+        unmeasured=dict(sorted(missing.items())),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
@@ -68,6 +68,23 @@ def _td(text: str, cls: str = "") -> str:
     return f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
 
 
+PROXY_BYPASSED = (
+    "BYPASSED (--no-proxy): the harness's clients and the app connected directly to"
+    " Postgres, Redis and the app, without Toxiproxy; no fault could be injected on a hop"
+)
+
+
+def proxy_summary(stack: Mapping[str, Any]) -> str | None:
+    """How the run's hops were proxied, for the report and the CLI summary
+    (None for results written before this was recorded)."""
+    if stack.get("proxy_bypassed"):
+        return PROXY_BYPASSED
+    toxiproxy = stack.get("toxiproxy")
+    if isinstance(toxiproxy, Mapping):
+        return f"Toxiproxy ({toxiproxy.get('kind', '?')}) in front of every hop"
+    return None
+
+
 def _header(r: RunResults) -> str:
     target = r.target.get("name", "reference") if r.target else "reference"
     if r.target.get("kind"):
@@ -81,6 +98,9 @@ def _header(r: RunResults) -> str:
         ("finished", r.finished_at),
         ("exit code", str(r.exit_code)),
     ]
+    proxy = proxy_summary(r.stack)
+    if proxy is not None:
+        facts.insert(3, ("proxy", proxy))
     items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
     errors = "".join(f"<pre class='error'>{escape(e)}</pre>" for e in r.errors)
     if r.not_applicable is not None:
@@ -430,6 +450,9 @@ def resources_summary(res: dict[str, Any]) -> str:
         if v.get("cpu_ms_per_op") is not None
     ]
     parts = [f"CPU per operation: {', '.join(per_op)}"] if per_op else []
+    unmeasured = [f"{role} ({v['unmeasured']})" for role, v in roles.items() if v.get("unmeasured")]
+    if unmeasured:
+        parts.append(f"unmeasured: {', '.join(unmeasured)}")
     parts.append(f"machine {_num(res.get('machine_busy_pct'), '%')} busy")
     if res.get("saturated"):
         parts.append("SATURATED: the figures are this machine's limit, not the pipeline's")
@@ -441,11 +464,15 @@ def _resources(r: RunResults) -> str:
     if not res or not res.get("roles"):
         return ""
     rows = [
-        [
-            _td(escape(role)),
-            _td(_num(v.get("cpu_pct"), "%"), "num"),
-            _td(_num(v.get("cpu_ms_per_op"), "ms"), "num"),
-        ]
+        (
+            [
+                _td(escape(role)),
+                _td(_num(v.get("cpu_pct"), "%"), "num"),
+                _td(_num(v.get("cpu_ms_per_op"), "ms"), "num"),
+            ]
+            if not v.get("unmeasured")
+            else [_td(escape(role)), f'<td colspan="2">unmeasured: {escape(v["unmeasured"])}</td>']
+        )
         for role, v in res["roles"].items()
     ]
     rows.append(
@@ -461,10 +488,6 @@ def _resources(r: RunResults) -> str:
         "100 % is one core. "
         f"{escape(resources_summary(res))}.</p>"
     )
-    if res.get("unmeasured"):
-        note += (
-            f"<p>Not measured (not local processes): {escape(', '.join(res['unmeasured']))}.</p>"
-        )
     return (
         "<h2>CPU by process</h2>"
         + note

@@ -72,6 +72,9 @@ class StackConfig:
     toxiproxy_url: str | None = None
     #: Seed of the fault proxy's random choices (``None``: drawn and logged).
     seed: int | None = None
+    #: Put Toxiproxy in front of every service (False: ``--no-proxy``, every
+    #: client connects directly and no fault can be injected on a hop).
+    proxy: bool = True
 
     def __post_init__(self) -> None:
         if self.provider is not None and self.provider not in PROVIDERS:
@@ -115,6 +118,7 @@ class StackConfig:
         startup_timeout_s: float | None = None,
         tmp_root: Path | None = None,
         seed: int | None = None,
+        proxy: bool = True,
     ) -> StackConfig:
         """Build a config from keyword arguments, falling back to ``env``.
 
@@ -158,8 +162,9 @@ class StackConfig:
                 redis_url=redis_url if redis_url is not None else get(ENV_REDIS_URL),
                 startup_timeout_s=30.0 if timeout is None else timeout,
                 tmp_root=Path(tempfile.gettempdir()) if root is None else root,
-                toxiproxy_url=get(ENV_TOXIPROXY_URL),
+                toxiproxy_url=get(ENV_TOXIPROXY_URL) if proxy else None,
                 seed=seed,
+                proxy=proxy,
             )
         except ConfigError as exc:
             # Name the environment variable the user actually set.

@@ -93,6 +93,10 @@ class Stack:
     go through the Toxiproxy proxies of the same name, so faults apply to
     them. The ``*_direct`` addresses bypass the proxies; the harness uses them
     for set-up, teardown and final reads, which faults must not disturb.
+
+    A stack started with ``StackConfig(proxy=False)`` (``--no-proxy``) has no
+    Toxiproxy (:attr:`toxiproxy` is None, :attr:`proxy_bypassed` is True):
+    every address is the direct one and no fault can be injected on a hop.
     """
 
     providers: dict[ServiceName, ProviderName]
@@ -102,7 +106,8 @@ class Stack:
     redis: RedisEndpoint
     postgres_direct: PostgresEndpoint
     redis_direct: RedisEndpoint
-    toxiproxy: ToxiproxyServer
+    #: None when the proxies are bypassed (``--no-proxy``).
+    toxiproxy: ToxiproxyServer | None
     #: Logical proxy name (``postgres``, ``redis``, ``app``) -> the port it
     #: listens on (127.0.0.1). Fault packages take
     #: ``stack.toxiproxy.proxy_name(logical)``.
@@ -140,6 +145,9 @@ class Stack:
             redis_url=self.redis.url,
             startup_timeout_s=startup_timeout_s,
         )
+        if self.toxiproxy is None:
+            self.app_urls.extend(self.app.direct_urls)
+            return self.app_urls[0]
         for index, direct in enumerate(self.app.direct_urls):
             name = "app" if index == 0 else f"app{index}"
             port = self.add_proxy(name, LOOPBACK, int(direct.rsplit(":", 1)[1]))
@@ -154,6 +162,9 @@ class Stack:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme != "http" or not parsed.hostname:
             raise StackStartError(f"can only proxy an http:// URL, got {base_url!r}")
+        if self.toxiproxy is None:
+            self.app_urls.append(base_url.rstrip("/"))
+            return self.app_urls[0]
         port = self.add_proxy("app", parsed.hostname, parsed.port or 80)
         self.app_urls.append(f"http://{LOOPBACK}:{port}")
         return self.app_urls[0]
@@ -162,7 +173,8 @@ class Stack:
         """Stop the app's processes and remove their proxies (the database stays)."""
         if self.app is None:
             if self.app_urls:  # attached, not ours to stop
-                delete_proxies(self.toxiproxy, ["app"])
+                if self.toxiproxy is not None:
+                    delete_proxies(self.toxiproxy, ["app"])
                 self.proxies.pop("app", None)
                 self.app_urls.clear()
             return
@@ -171,7 +183,8 @@ class Stack:
             if self.run_dir is not None:
                 self.run_dir.forget(proc)
         names = ["app" if i == 0 else f"app{i}" for i in range(len(self.app.processes))]
-        delete_proxies(self.toxiproxy, names)
+        if self.toxiproxy is not None:
+            delete_proxies(self.toxiproxy, names)
         for name in names:
             self.proxies.pop(name, None)
         self.app = None
@@ -197,8 +210,18 @@ class Stack:
             raise StackStartError("the app is not running: call start_app() first")
         return self.app_urls[0]
 
+    @property
+    def proxy_bypassed(self) -> bool:
+        """True when the stack runs without Toxiproxy (``--no-proxy``)."""
+        return self.toxiproxy is None
+
     def add_proxy(self, name: str, host: str, port: int) -> int:
         """Put a named proxy in front of ``host:port``; return its listen port."""
+        if self.toxiproxy is None:
+            raise StackStartError(
+                f"cannot put a proxy named {name!r} in front of {host}:{port}: this stack"
+                " bypasses Toxiproxy (--no-proxy)"
+            )
         ports = create_proxies(self.toxiproxy, {name: (host, port)})
         self.proxies[name] = ports[name]
         return ports[name]
@@ -209,7 +232,7 @@ class Stack:
             return
         self._closed = True
         atexit.unregister(self.close)
-        if self.toxiproxy.kind == "external":
+        if self.toxiproxy is not None and self.toxiproxy.kind == "external":
             try:
                 delete_proxies(self.toxiproxy, list(self.proxies))
             except Exception:
@@ -254,21 +277,46 @@ class Stack:
             return {}
         return {proc.name: proc.pid for proc in self.run_dir.children if proc.alive()}
 
+    def unmeasured_roles(self) -> dict[str, str]:
+        """Servers of this stack whose CPU cannot be read here, with the reason
+        (the CPU table lists them as unmeasured instead of dropping them)."""
+        reasons: dict[str, str] = {}
+        for service, provider in self.providers.items():
+            if provider == "docker":
+                reasons[service] = "runs in a Docker container, whose CPU is not read"
+            elif provider == "external":
+                reasons[service] = "an external server, not a process of this machine's stack"
+        if self.toxiproxy is not None and self.toxiproxy.kind == "external":
+            reasons["toxiproxy"] = (
+                f"an external Toxiproxy server ({self.toxiproxy.url}, TOXIPROXY_URL),"
+                " not a process of this stack"
+            )
+        if self.app is None and self.app_urls:
+            reasons["app"] = (
+                "an already running deployment (url target), not a process of this stack"
+            )
+        return reasons
+
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary: providers, addresses and startup times."""
         return {
             "providers": dict(self.providers),
             "postgres": {"dsn": self.postgres.dsn, "direct_dsn": self.postgres_direct.dsn},
             "redis": {"url": self.redis.url, "direct_url": self.redis_direct.url},
-            "toxiproxy": {
-                "url": self.toxiproxy.url,
-                "kind": self.toxiproxy.kind,
-                "version": self.toxiproxy.version,
-                "proxies": {
-                    name: {"name": self.toxiproxy.proxy_name(name), "port": port}
-                    for name, port in self.proxies.items()
-                },
-            },
+            "proxy_bypassed": self.toxiproxy is None,
+            "toxiproxy": (
+                {
+                    "url": self.toxiproxy.url,
+                    "kind": self.toxiproxy.kind,
+                    "version": self.toxiproxy.version,
+                    "proxies": {
+                        name: {"name": self.toxiproxy.proxy_name(name), "port": port}
+                        for name, port in self.proxies.items()
+                    },
+                }
+                if self.toxiproxy is not None
+                else None
+            ),
             "startup_s": {k: round(v, 3) for k, v in self.startup_s.items()},
             "run_dir": str(self.run_dir.path) if self.run_dir else None,
             "app": (
@@ -314,7 +362,9 @@ def start_stack(config: StackConfig | None = None) -> Stack:
     started = time.perf_counter()
     run_dir: RunDir | None = None
     docker: DockerServices | None = None
-    needs_run_dir = "embedded" in providers.values() or config.toxiproxy_url is None
+    needs_run_dir = "embedded" in providers.values() or (
+        config.proxy and config.toxiproxy_url is None
+    )
     if needs_run_dir:
         for reaped in reap_leftovers(config.tmp_root):
             _log.warning(
@@ -360,7 +410,10 @@ def start_stack(config: StackConfig | None = None) -> Stack:
                 endpoint, _proc = EmbeddedRedis(run_dir, config.startup_timeout_s).start()
                 return endpoint
 
-    def start_proxy_server() -> ToxiproxyServer:
+    def start_proxy_server() -> ToxiproxyServer | None:
+        if not config.proxy:
+            _log.info("Toxiproxy bypassed (--no-proxy): clients connect directly")
+            return None
         return start_toxiproxy(
             external_url=config.toxiproxy_url,
             run_dir=run_dir,
@@ -379,20 +432,26 @@ def start_stack(config: StackConfig | None = None) -> Stack:
             proxy_future = pool.submit(timed, "toxiproxy", start_proxy_server)
             postgres: PostgresEndpoint = pg_future.result()
             redis: RedisEndpoint = redis_future.result()
-            toxiproxy: ToxiproxyServer = proxy_future.result()
+            toxiproxy: ToxiproxyServer | None = proxy_future.result()
         timed("prepare", lambda: _prepare_postgres(postgres))
-        ports: dict[str, int] = timed(
-            "proxies",
-            lambda: create_proxies(
-                toxiproxy,
-                {"postgres": (postgres.host, postgres.port), "redis": (redis.host, redis.port)},
-            ),
-        )
+        ports: dict[str, int] = {}
+        proxied_postgres, proxied_redis = postgres, redis
+        if toxiproxy is not None:
+            server = toxiproxy
+            ports = timed(
+                "proxies",
+                lambda: create_proxies(
+                    server,
+                    {"postgres": (postgres.host, postgres.port), "redis": (redis.host, redis.port)},
+                ),
+            )
+            proxied_postgres = dataclasses.replace(postgres, host=LOOPBACK, port=ports["postgres"])
+            proxied_redis = dataclasses.replace(redis, host=LOOPBACK, port=ports["redis"])
         timings["total"] = time.perf_counter() - started
         stack = Stack(
             providers,
-            postgres=dataclasses.replace(postgres, host=LOOPBACK, port=ports["postgres"]),
-            redis=dataclasses.replace(redis, host=LOOPBACK, port=ports["redis"]),
+            postgres=proxied_postgres,
+            redis=proxied_redis,
             postgres_direct=postgres,
             redis_direct=redis,
             toxiproxy=toxiproxy,

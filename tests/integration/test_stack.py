@@ -118,6 +118,9 @@ async def test_an_external_toxiproxy_carries_the_proxies(
         assert stack.toxiproxy.kind == "external"
         assert stack.run_dir is not None
         assert sorted(c.name for c in stack.run_dir.children) == ["postgres", "redis"]
+        # Not a local process, yet not dropped from the CPU table: unmeasured, and why.
+        assert "toxiproxy" not in stack.local_processes()
+        assert "external Toxiproxy" in stack.unmeasured_roles()["toxiproxy"]
         names = {stack.toxiproxy.proxy_name(n) for n in ("postgres", "redis")}
         assert not names & {"postgres", "redis"}, "a shared server needs distinct names"
         await _exercise(stack)
@@ -128,6 +131,27 @@ async def test_an_external_toxiproxy_carries_the_proxies(
     async with ToxiproxyClient(alertbench_stack.toxiproxy.url) as client:
         assert not names & set(await client.proxies())
     await _exercise(alertbench_stack)
+
+
+async def test_without_the_proxy_everyone_connects_directly(tmp_root: Path) -> None:
+    config = StackConfig(provider="embedded", tmp_root=tmp_root, proxy=False)
+    with start_stack(config) as stack:
+        assert stack.proxy_bypassed
+        assert stack.toxiproxy is None
+        assert stack.proxies == {}
+        assert stack.postgres == stack.postgres_direct
+        assert stack.redis == stack.redis_direct
+        assert stack.check()["redis"] == "PONG"
+        url = stack.start_app(AppSpec())
+        assert stack.app is not None
+        assert url == stack.app.direct_urls[0]
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+            assert (await http.get("/healthz")).status_code == 200
+        assert stack.run_dir is not None
+        assert sorted(c.name for c in stack.run_dir.children) == ["app", "postgres", "redis"]
+        assert stack.describe()["proxy_bypassed"] is True
+        stack.stop_app()
+        assert stack.app_urls == []
 
 
 @pytest.mark.skipif(

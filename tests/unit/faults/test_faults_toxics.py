@@ -104,6 +104,52 @@ async def test_removing_a_toxic_mid_transfer_loses_no_bytes(hop: Hop) -> None:
     writer.close()
 
 
+async def test_toxics_added_and_removed_mid_stream_keep_every_byte_in_order(hop: Hop) -> None:
+    """The no-toxic fast path hands over to the toxic chain (and back) between
+    two chunks: a stream crossing every switch arrives whole and in order.
+
+    The sender keeps a window of chunks in flight, so chunks are inside the
+    proxy at each switch; the last switch removes the toxics while a hold
+    keeps several chunks inside the chain."""
+    reader, writer = await hop.connect()
+    rng = random.Random(3)
+    chunks = [rng.randbytes(2000) for _ in range(150)]
+    window = 8
+    received = bytearray()
+    toxics: list[str] = []
+
+    async def switch(index: int) -> None:
+        if index == 20:
+            up = await hop.tp.add_toxic(
+                "app", "latency", stream="upstream", attributes={"latency": 3, "jitter": 2}
+            )
+            toxics.append(up.name)
+        elif index == 60:
+            down = await hop.tp.add_toxic("app", "bandwidth", attributes={"rate": 500})
+            toxics.append(down.name)
+        elif index == 90:
+            # Holds the downstream from here: chunks pile up inside the chain.
+            hold = await hop.tp.add_toxic("app", "bandwidth", name="hold", attributes={"rate": 0})
+            toxics.append(hold.name)
+        elif index == 91:
+            for name in toxics:
+                await hop.tp.remove_toxic("app", name)
+
+    async with asyncio.timeout(IO_TIMEOUT_S * 3):
+        for index, chunk in enumerate(chunks):
+            await switch(index)
+            writer.write(chunk)
+            if index == 90:
+                continue  # nothing comes back through the hold
+            # Keep at most `window` chunks unanswered.
+            while len(received) < (index + 1 - window) * len(chunk):
+                received.extend(await reader.read(1 << 16))
+        while len(received) < len(chunks) * len(chunks[0]):
+            received.extend(await reader.read(1 << 16))
+    assert bytes(received) == b"".join(chunks)
+    writer.close()
+
+
 async def test_slow_close_delays_the_close(hop: Hop) -> None:
     await hop.tp.add_toxic("app", "slow_close", attributes={"delay": 80})
     reader, writer = await hop.connect()

@@ -6,6 +6,7 @@ import gc
 import os
 
 from harness.metrics.resources import (
+    EXITED,
     CpuMark,
     gc_pauses_from_metrics,
     mark_cpu,
@@ -48,7 +49,14 @@ def test_a_role_that_vanished_is_reported_unmeasured_not_zero() -> None:
     start = mark_cpu({"app": 1, "redis": 2}, read=read, machine=lambda: (1.0, 2.0))
     end = mark_cpu({"app": 1}, read=read, machine=lambda: (2.0, 4.0))
     usage = usage_between(start, end).to_dict()
-    assert set(usage["roles"]) == {"app"}
+    # Listed, not dropped: no figure, and why.
+    assert usage["roles"]["redis"] == {
+        "cpu_s": None,
+        "cpu_pct": None,
+        "cpu_ms_per_op": None,
+        "unmeasured": EXITED,
+    }
+    assert list(usage["roles"]) == ["app", "redis"]  # measured first
     assert usage["unmeasured"] == ["redis"]
     assert usage["operations"] is None
     assert usage["roles"]["app"]["cpu_ms_per_op"] is None
