@@ -58,10 +58,11 @@ def test_the_fault_scenarios_are_the_ones_that_break_hops() -> None:
         "chaos",
         "network",
         "queue",
+        "rollback",
     }
     assert set(planned["chaos"]) == {"app", "postgres", "redis"}
-    # In-app fault injection needs no proxy: rollback runs without it.
-    assert planned["rollback"] == ()
+    # rollback's stage cuts take the Postgres hop down.
+    assert planned["rollback"] == ("postgres",)
 
 
 def test_no_proxy_refuses_a_fault_scenario_naming_it_and_the_flag() -> None:
@@ -74,7 +75,7 @@ def test_no_proxy_refuses_a_fault_scenario_naming_it_and_the_flag() -> None:
     assert "cache (faults on redis)" in message
     assert "load" not in message.split(":", 1)[1].split("inject")[0]
     check_proxy_faults(chosen, bypassed=False)  # with the proxy, all may run
-    check_proxy_faults(suite.get(["load", "rollback"]), bypassed=True)
+    check_proxy_faults(suite.get(["load", "dedupe"]), bypassed=True)
 
 
 def test_the_cli_refuses_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
