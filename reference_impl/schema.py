@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from reference_impl.completion import FUNCTION_DDL
 from reference_impl.db import Connection, connect
 
 __all__ = [
@@ -164,7 +165,8 @@ def create_statements(*, unique_active_alert: bool = True) -> list[str]:
 
 
 async def migrate(conn: Connection, *, unique_active_alert: bool = True) -> None:
-    """Create every table and index that is missing, in one transaction.
+    """Create every table and index that is missing, and (re)create the
+    completion function, in one transaction.
 
     ``unique_active_alert=False`` (the ``no_unique_index`` flaw) drops the
     partial unique index instead, as the seed system shipped without it.
@@ -173,6 +175,8 @@ async def migrate(conn: Connection, *, unique_active_alert: bool = True) -> None
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
         for statement in create_statements(unique_active_alert=unique_active_alert):
             await conn.execute(statement)
+        # Completion in one round trip (reference_impl.completion).
+        await conn.execute(FUNCTION_DDL)
     logger.info("schema migrated (unique_active_alert=%s)", unique_active_alert)
 
 

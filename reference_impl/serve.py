@@ -23,7 +23,7 @@ from reference_impl.app import create_asgi_app
 from reference_impl.cache import connect_redis
 from reference_impl.config import AppConfig
 from reference_impl.runtime import Runtime
-from reference_impl.websocket import CoalescingWebSocketProtocol
+from reference_impl.websocket import CoalescingHttpToolsProtocol, CoalescingWebSocketProtocol
 
 __all__ = [
     "ServeError",
@@ -93,7 +93,9 @@ def uvicorn_config(app: Any, *, host: str, port: int) -> uvicorn.Config:
         lifespan="on",
         access_log=False,
         log_config=None,
-        # Frames of one loop turn written at once (reference_impl.websocket).
+        # Frames of one loop turn written at once, and an HTTP response's
+        # head and body in one write (reference_impl.websocket).
+        http=CoalescingHttpToolsProtocol,
         ws=CoalescingWebSocketProtocol,
         # Engine.IO pings every socket itself (and drops the silent ones);
         # uvicorn's own WebSocket pings on top were 1.5 % of the app's CPU

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from reference_impl import Flaw, complete_line_item, generate_alerts
 from reference_impl.alerts import NOTIFY_CHANNEL, Alert
 from reference_impl.completion import (
     STAGES,
+    CompletionResult,
     NotAMember,
     ProjectNotFound,
     Stage,
@@ -304,3 +306,100 @@ async def test_the_emitter_is_only_called_before_commit_under_the_flaw(
     # The correct path never emits directly (the relay emits after commit from
     # the notification); the flaw emits an alert nobody else can read yet.
     assert probe.visible == ([False] if flawed else [])
+
+
+class RoundTrips:
+    """A connection that counts the statements and transactions sent through it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.count = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("fetch", "fetchrow", "fetchval", "execute", "executemany", "transaction"):
+            self.count += 1
+        return getattr(self._conn, name)
+
+
+class Stepwise:
+    """Hooks that do nothing, but make completion take its statement-by-statement path."""
+
+    async def after(self, stage: Stage, project_id: int) -> None:
+        return None
+
+
+def _shape(result: CompletionResult) -> tuple[object, ...]:
+    """A result without what differs between two projects (ids, times)."""
+    alert = result.alert
+    return (
+        result.next_line_item_id,
+        len(result.completed_alert_ids),
+        None if alert is None else (alert.step_id, alert.title, alert.message, alert.status),
+    )
+
+
+async def test_the_one_statement_path_does_what_the_stepwise_path_does(
+    conn: Connection, seeded: SeedResult
+) -> None:
+    fast, stepwise = seeded.project_ids[:2]
+    await generate_alerts(conn, [fast, stepwise])
+    for item in seeded.active_line_items:
+        counted = RoundTrips(conn)
+        one = await complete_line_item(
+            counted, project_id=fast, line_item_id=item.id, user_id=_member(seeded, fast)
+        )
+        assert counted.count == 1
+        counted = RoundTrips(conn)
+        other = await complete_line_item(
+            counted,
+            project_id=stepwise,
+            line_item_id=item.id,
+            user_id=_member(seeded, stepwise),
+            hooks=Stepwise(),
+        )
+        assert counted.count >= 4  # lock, advance, complete, (insert), in a transaction
+        assert _shape(one) == _shape(other)
+        assert one.affected_user_ids == {seeded.members[fast][item.responsible_role]} | (
+            {one.alert.assigned_to_id} if one.alert and one.alert.assigned_to_id else set()
+        )
+        assert await _active(conn, fast) == await _active(conn, stepwise)
+
+
+async def test_the_one_statement_path_waits_for_a_generation_holding_the_tracker(
+    pg_dsn: str, conn: Connection, seeded: SeedResult
+) -> None:
+    # A generation of step 1's alert is in flight (tracker share-locked, alert
+    # inserted, not committed) when the completion of step 1 starts: the
+    # completion must wait, then complete that alert too (no stale ACTIVE one).
+    pid = seeded.project_ids[0]
+    first, second = seeded.active_line_items[:2]
+    generating, completing = await connect(pg_dsn), await connect(pg_dsn)
+    try:
+        transaction = generating.transaction()
+        await transaction.start()
+        generated = await generate_alerts(generating, [pid])
+        assert len(generated.created) == 1
+        completion = asyncio.create_task(
+            complete_line_item(
+                completing, project_id=pid, line_item_id=first.id, user_id=_member(seeded, pid)
+            )
+        )
+        backend = completing.get_server_pid()
+        async with asyncio.timeout(10):
+            while not completion.done():
+                waiting = await conn.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                    backend,
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+        assert not completion.done()
+        await transaction.commit()
+        async with asyncio.timeout(10):
+            result = await completion
+    finally:
+        await generating.close()
+        await completing.close()
+    assert result.completed_alert_ids == [generated.created[0].id]
+    assert await _active(conn, pid) == [second.id]

@@ -1,11 +1,14 @@
-"""The WebSocket transport that writes the frames of one loop turn at once."""
+"""The transport that writes what one loop turn wrote at once (WebSocket frames, HTTP responses)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from reference_impl.websocket import CoalescingTransport
+import uvicorn
+from uvicorn.server import ServerState
+
+from reference_impl.websocket import CoalescingHttpToolsProtocol, CoalescingTransport
 
 
 class FakeTransport:
@@ -86,3 +89,26 @@ async def test_everything_else_is_the_wrapped_transports() -> None:
     assert transport.is_closing() is False
     fake.close()
     assert transport.is_closing() is True
+
+
+async def test_an_http_response_goes_out_in_one_write() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+        )
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+    config.load()
+    protocol = CoalescingHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    fake = FakeTransport()
+    protocol.connection_made(fake)  # type: ignore[arg-type]
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+    for _ in range(100):  # bounded: the app task, then the flush
+        if fake.writes:
+            break
+        await next_turn()
+    [response] = fake.writes
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert response.endswith(b"\r\n\r\nhello")
+    protocol.connection_lost(None)
