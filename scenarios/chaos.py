@@ -400,8 +400,8 @@ class ChaosScenario:
     async def _worker_kill(self, ctx: ScenarioContext) -> bool:
         """Queue a completion while its project's row is locked, so that its
         job's transaction waits mid-job; SIGKILL the worker there, let the
-        row go, start the worker again, and follow the job to its end. Its
-        killed attempt never committed; the job must end ``complete`` (a
+        row go, start the worker again, and follow the job to its end. Whether
+        or not the killed attempt committed, the job must end ``complete`` (a
         sweep re-runs the jobs of dead workers) and move the project once."""
         idle = _idle_projects(ctx)
         if "queue" not in ctx.target.capabilities:
