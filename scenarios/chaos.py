@@ -80,6 +80,9 @@ POLICY = ReconnectPolicy(initial_delay_s=0.5, max_delay_s=2.0)
 WAIT_S = 15.0
 #: How long the clients may take to be back after the last heal.
 BACK_S = 30.0
+#: How much longer the load runs than the schedule, for the time the lone
+#: faults (a restart, a killed job, the relay's replay) shift it by.
+ALONE_MARGIN_S = 12.0
 #: How long a job whose worker was killed may take to end (its heartbeat
 #: must expire and a sweep re-queue it first).
 JOB_END_S = 60.0
@@ -190,7 +193,9 @@ class ChaosScenario:
         params = ctx.params
         gap = max(GAP_S, (params.duration_s - len(FAULTS) * FAULT_S) / len(FAULTS))
         steps = nemesis_schedule(params.seed, gap_s=gap)
-        load_s = max(s.at_s + s.for_s for s in steps) + 2.0
+        # The lone faults (the kills, the relay's) take their own time and
+        # shift the faults after them: the load goes on past the schedule.
+        load_s = max(s.at_s + s.for_s for s in steps) + 2.0 + ALONE_MARGIN_S
         # The last projects are the relay's and the worker's faults' own,
         # out of the round robin.
         idle = _idle_projects(ctx)
@@ -232,6 +237,9 @@ class ChaosScenario:
         # After a storm of faults every client must come back: a bound of its
         # own, longer than a plain drain (the reconnection SLO judges the time).
         ctx.extra["all_back"] = await wait_until(back, max(ctx.params.drain_s, BACK_S))
+        # Every committed alert reaches its connected assignees: the relay
+        # may still be reconnecting after the last Postgres fault.
+        await ctx.drain_commits()
         await ctx.settle()
         await ctx.snapshot_alerts()
         await ctx.close_fleets()
@@ -256,18 +264,26 @@ class ChaosScenario:
         # app under the worker fault's own requests, so their verdicts never
         # depend on the schedule.
         tasks: list[asyncio.Task[None]] = []
+        ends: dict[int, float] = {}
 
         async def one(i: int, step: Step) -> None:
             await asyncio.sleep(max(0.0, origin + step.at_s - loop.time()))  # the schedule
             if step.fault in _ALONE:
-                wait_for = tasks[:i]
-            else:
-                alone_before = [j for j in range(i) if steps[j].fault in _ALONE]
-                wait_for = [tasks[alone_before[-1]]] if alone_before else []
-            if wait_for:
-                await asyncio.wait(wait_for)
-            if await self._apply(ctx, tp, step):
-                done.append(step.fault)
+                if tasks[:i]:
+                    await asyncio.wait(tasks[:i])
+            elif alone_before := [j for j in range(i) if steps[j].fault in _ALONE]:
+                # After the last lone fault: as far after its end as the
+                # schedule put this one after its start (the schedule shifts
+                # instead of bunching up behind it).
+                j = alone_before[-1]
+                await asyncio.wait([tasks[j]])
+                later = ends[j] + step.at_s - steps[j].at_s
+                await asyncio.sleep(max(0.0, later - loop.time()))  # the schedule
+            try:
+                if await self._apply(ctx, tp, step):
+                    done.append(step.fault)
+            finally:
+                ends[i] = loop.time()
 
         tasks.extend(asyncio.create_task(one(i, s)) for i, s in enumerate(steps))
         await asyncio.gather(*tasks)
