@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 import scenarios
 from harness.report import RunResults
@@ -168,3 +169,17 @@ async def test_security_catches_a_room_join_without_membership(
         fuzz["ghost_user"],
     }
     assert results.exit_code == 1
+
+
+async def test_each_scenario_starts_on_an_empty_redis(stack: Stack, tmp_path: Path) -> None:
+    """What an earlier scenario left in the stack's Redis (a queued job under
+    the key the next run's job will use, a cached alert list) never reaches
+    the next one: its database is new, and so is its Redis."""
+    client = redis.Redis.from_url(stack.redis_direct.url, socket_timeout=10.0)
+    try:
+        client.set("saq:job:alertbench:complete:17:1", "left by an earlier run")
+        results = await _run(stack, "indexes", tmp_path)
+        assert results.errors == ()
+        assert client.exists("saq:job:alertbench:complete:17:1") == 0
+    finally:
+        client.close()
