@@ -143,3 +143,17 @@ def first_step(seeded: SeedResult, project_id: int) -> tuple[int, int, int]:
     first, nxt = seeded.active_line_items[:2]
     members = seeded.members[project_id]
     return first.id, members["project_manager"], members[nxt.responsible_role]
+
+
+async def wait_for_lock_wait(
+    conn: Any, backend: int, task: asyncio.Task[Any], *, timeout_s: float = 10.0
+) -> None:
+    """Wait (bounded) until ``backend`` waits for a lock, or ``task`` is done."""
+    async with asyncio.timeout(timeout_s):
+        while not task.done():
+            waiting = await conn.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", backend
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)  # a poll of pg_stat_activity, bounded by timeout_s

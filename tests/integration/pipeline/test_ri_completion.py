@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from ri_support import wait_for_lock_wait
 
 from harness.contract.seed import SeedResult
 from reference_impl import Flaw, complete_line_item, generate_alerts
@@ -385,15 +386,7 @@ async def test_the_one_statement_path_waits_for_a_generation_holding_the_tracker
             )
         )
         backend = completing.get_server_pid()
-        async with asyncio.timeout(10):
-            while not completion.done():
-                waiting = await conn.fetchval(
-                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
-                    backend,
-                )
-                if waiting:
-                    break
-                await asyncio.sleep(0.01)
+        await wait_for_lock_wait(conn, backend, completion)
         assert not completion.done()
         await transaction.commit()
         async with asyncio.timeout(10):

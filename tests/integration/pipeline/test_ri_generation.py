@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from ri_support import Api, StartApi
+from ri_support import Api, StartApi, wait_for_lock_wait
 
 from harness.contract.seed import SeedResult, SeedSpec, seed
 from reference_impl import Flaw, complete_line_item, generate_alerts
@@ -165,15 +165,7 @@ async def test_a_generation_racing_a_completion_leaves_no_stale_alert(
         generation = asyncio.create_task(generate_alerts(generating, [pid]))
         # Bounded wait until the generation's backend waits for a lock (or is done).
         backend = generating.get_server_pid()
-        async with asyncio.timeout(10):
-            while not generation.done():
-                waiting = await conn.fetchval(
-                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
-                    backend,
-                )
-                if waiting:
-                    break
-                await asyncio.sleep(0.01)
+        await wait_for_lock_wait(conn, backend, generation)
         hooks.release.set()
         async with asyncio.timeout(10):
             await completion
