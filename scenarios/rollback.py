@@ -134,23 +134,11 @@ class RollbackScenario:
 
     async def _walk(self, ctx: ScenarioContext, http: AppHttp, project: int) -> tuple[int, int]:
         """Complete STEPS steps, retrying each until it commits: (committed, rolled back)."""
-        user = ctx.seeded.members[project]["project_manager"]
         committed = rolled_back = 0
         for item in ctx.seeded.active_line_items[:STEPS]:
-            for _attempt in range(MAX_ATTEMPTS):
-                try:
-                    done = await ctx.complete_recorded(
-                        http, f"w{project}", project, item.id, user, fail_statuses=(503,)
-                    )
-                except HttpStatusError:
-                    break  # recorded 'info': the outcome is unknown; stop this project
-                if done.type == "ok":
-                    committed += 1
-                    break
-                if done.error is not None and done.error.startswith("503"):
-                    rolled_back += 1  # the injected rollback: try the step again
-                    continue
-                break  # 409: not the current step any more; nothing to retry
+            outcome, retried = await _until_committed(ctx, http, f"w{project}", project, item.id)
+            committed += outcome == "ok"
+            rolled_back += retried
         return committed, rolled_back
 
     async def _cut_at(
@@ -167,7 +155,7 @@ class RollbackScenario:
         user = ctx.seeded.members[project]["project_manager"]
         out: dict[str, Any] = {"stage": name, "project": project, "reached": False}
         # One clean completion first: the project then has an ACTIVE alert.
-        first = await _retry(ctx, http, project, items[0].id, user)
+        first, _ = await _until_committed(ctx, http, f"cut{project}", project, items[0].id)
         if first != "ok":
             out["why"] = f"the first completion did not commit: {first}"
             return out
@@ -199,8 +187,7 @@ class RollbackScenario:
         if not out["unchanged"]:
             out["before"], out["after"] = before, after
         # The same completion again, with the hop whole: it must commit now.
-        retried = await _retry(ctx, http, project, items[1].id, user)
-        out["retried"] = retried
+        out["retried"], _ = await _until_committed(ctx, http, f"cut{project}", project, items[1].id)
         return out
 
     async def _consistency(
@@ -264,21 +251,29 @@ async def _state(ctx: ScenarioContext, project: int) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, list) else v) for k, v in rows[0].items()}
 
 
-async def _retry(ctx: ScenarioContext, http: AppHttp, project: int, item: int, user: int) -> str:
-    """Send a completion until it commits, past injected rollbacks (503) and
-    the app's pool reconnecting after a cut: ``ok``, or how it was refused."""
+async def _until_committed(
+    ctx: ScenarioContext, http: AppHttp, process: str, project: int, item: int
+) -> tuple[str, int]:
+    """Send the project manager's completion of ``item`` again after each
+    rollback (503: an injected one, or the app's pool reconnecting after a
+    cut), at most MAX_ATTEMPTS times. Returns ``ok`` or how it was refused
+    (an unknown outcome, recorded 'info', ends it too; so does a 409: the
+    step is not current any more), and how many attempts rolled back."""
+    user = ctx.seeded.members[project]["project_manager"]
+    rolled_back = 0
     for _attempt in range(MAX_ATTEMPTS):
         try:
             op = await ctx.complete_recorded(
-                http, f"cut{project}", project, item, user, fail_statuses=(503,)
+                http, process, project, item, user, fail_statuses=(503,)
             )
         except HttpStatusError as exc:
-            return f"info: {exc}"
+            return f"info: {exc}", rolled_back
         if op.type == "ok":
-            return "ok"
+            return "ok", rolled_back
         if not (op.error or "").startswith("503"):
-            return f"{op.type}: {op.error}"
-    return f"not committed after {MAX_ATTEMPTS} attempts"
+            return f"{op.type}: {op.error}", rolled_back
+        rolled_back += 1
+    return f"not committed after {MAX_ATTEMPTS} attempts", rolled_back
 
 
 def _judge_stages(stages: list[dict[str, Any]]) -> CheckResult:
