@@ -10,12 +10,34 @@ from harness.clients import AppHttp
 from harness.history import Op
 from harness.scenario import ScenarioContext
 
-__all__ = ["ENDED", "follow_jobs"]
+__all__ = ["ENDED", "enqueue_completion", "follow_jobs"]
 
 #: The job statuses that are final.
 ENDED = frozenset({"complete", "failed", "aborted"})
 #: Between two rounds of status reads (a poll, bounded by the caller's timeout).
 POLL_S = 0.1
+
+
+async def enqueue_completion(
+    ctx: ScenarioContext, http: AppHttp, project: int, item: int
+) -> tuple[Op, str | None, str | None]:
+    """Queue the project manager's completion of ``item`` (``?mode=queue``),
+    recorded as a ``complete_queued`` operation under process ``q<project>``.
+    Returns the operation, the job's id, and why it was refused: a job is
+    accepted with 202 only; otherwise its id is None and the operation is
+    recorded ``fail`` with that reason (the status and its detail)."""
+    op = ctx.history.invoke(
+        f"q{project}", "complete_queued", {"project_id": project, "line_item_id": item}
+    )
+    response = await http.post(
+        f"/api/projects/{project}/line-items/{item}/complete?mode=queue",
+        headers=ctx.auth(ctx.seeded.members[project]["project_manager"]),
+    )
+    if response.status != 202 or not isinstance(response.body, dict):
+        refused = f"{response.status} {response.detail()}"
+        ctx.history.fail(op, refused)
+        return op, None, refused
+    return op, str(response.body["jobId"]), None
 
 
 async def follow_jobs(

@@ -65,7 +65,7 @@ from harness.stack._sql import HARNESS_CONNECTION
 from harness.targets.launch import Injection
 from harness.workload import OpFailed, constant_rate, run_open_loop
 from harness.workload.barrier import CommitGate
-from scenarios._jobs import follow_jobs
+from scenarios._jobs import enqueue_completion, follow_jobs
 from scenarios._round_robin import RoundRobin
 from scenarios.network import with_rooms
 
@@ -109,10 +109,9 @@ FAULTS: tuple[str, ...] = (
 )
 """Every fault the nemesis knows, by name (the proxy's hop, then what)."""
 
-#: Faults that happen at an instant (their window is the recovery).
+#: Faults that happen at an instant (their window is the recovery); they
+#: also run alone, with no other fault under way (see ``_nemesis``).
 _INSTANT = frozenset({"relay_listen", "app_kill", "worker_kill"})
-#: Faults that run alone, with no other fault under way (see ``_nemesis``).
-_ALONE = _INSTANT
 
 # Every backend of the target in this database but the ones waiting for a
 # lock (a held completion) and the harness's own (the gates', this one):
@@ -268,10 +267,10 @@ class ChaosScenario:
 
         async def one(i: int, step: Step) -> None:
             await asyncio.sleep(max(0.0, origin + step.at_s - loop.time()))  # the schedule
-            if step.fault in _ALONE:
+            if step.fault in _INSTANT:
                 if tasks[:i]:
                     await asyncio.wait(tasks[:i])
-            elif alone_before := [j for j in range(i) if steps[j].fault in _ALONE]:
+            elif alone_before := [j for j in range(i) if steps[j].fault in _INSTANT]:
                 # After the last lone fault: as far after its end as the
                 # schedule put this one after its start (the schedule shifts
                 # instead of bunching up behind it).
@@ -432,18 +431,12 @@ class ChaosScenario:
         step = ctx.seeded.active_line_items[0].id
         auth = ctx.auth(ctx.seeded.members[project]["project_manager"])
         label = "SIGKILL the queue worker mid-job, then start it again"
-        path = f"/api/projects/{project}/line-items/{step}/complete?mode=queue"
         async with AppHttp(ctx.direct_app_urls[0], timeout_s=WAIT_S) as http:
-            op = ctx.history.invoke(
-                f"q{project}", "complete_queued", {"project_id": project, "line_item_id": step}
-            )
             async with CommitGate(ctx.direct_dsn, "projects", [project]) as gate:
-                response = await http.post(path, headers=auth)
-                if response.status != 202 or not isinstance(response.body, dict):
-                    ctx.history.fail(op, f"{response.status} {response.detail()}")
-                    self._skips["worker_kill"] = f"the job was refused: {response.status}"
+                op, job, refused = await enqueue_completion(ctx, http, project, step)
+                if job is None:
+                    self._skips["worker_kill"] = f"the job was refused: {refused}"
                     return False
-                job = str(response.body["jobId"])
                 await gate.wait_for_blocked(1, timeout_s=WAIT_S)
                 ctx.history.fault("start", kind="worker_kill", label=label, target="worker")
                 await asyncio.to_thread(ctx.stack.kill_process, "worker")

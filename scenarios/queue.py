@@ -33,7 +33,7 @@ from harness.scenario import ScenarioContext
 from harness.slo import only_slos
 from harness.stack import _sql
 from harness.targets.launch import Injection
-from scenarios._jobs import ENDED, follow_jobs
+from scenarios._jobs import ENDED, enqueue_completion, follow_jobs
 
 __all__ = ["QueueScenario"]
 
@@ -148,20 +148,12 @@ class QueueScenario:
     def _auth(ctx: ScenarioContext, project: int) -> dict[str, str]:
         return ctx.auth(ctx.seeded.members[project]["project_manager"])
 
+    @staticmethod
     async def _enqueue(
-        self, ctx: ScenarioContext, http: AppHttp, project: int, item: int
+        ctx: ScenarioContext, http: AppHttp, project: int, item: int
     ) -> tuple[Op, str] | None:
-        op = ctx.history.invoke(
-            f"q{project}", "complete_queued", {"project_id": project, "line_item_id": item}
-        )
-        response = await http.post(
-            f"/api/projects/{project}/line-items/{item}/complete?mode=queue",
-            headers=self._auth(ctx, project),
-        )
-        if response.status != 202 or not isinstance(response.body, dict):
-            ctx.history.fail(op, f"{response.status} {response.detail()}")
-            return None
-        return op, str(response.body["jobId"])
+        op, job, _ = await enqueue_completion(ctx, http, project, item)
+        return None if job is None else (op, job)
 
     async def _wait(
         self, ctx: ScenarioContext, http: AppHttp, jobs: list[tuple[Op, str]]
