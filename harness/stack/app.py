@@ -128,16 +128,21 @@ class AppProcesses:
     #: How to start each process again, by name (same command line and port).
     _relaunch: dict[str, Callable[[], ManagedProcess]] = field(default_factory=dict, repr=False)
 
+    @property
+    def everyone(self) -> list[ManagedProcess]:
+        """The server processes, then the worker-only ones."""
+        return [*self.processes, *self.workers]
+
     def alive(self) -> bool:
-        return all(p.alive() for p in [*self.processes, *self.workers])
+        return all(p.alive() for p in self.everyone)
 
     @property
     def names(self) -> list[str]:
         """Every process's name: ``app``, ``app1``..., then ``worker``, ``worker1``..."""
-        return [p.name for p in [*self.processes, *self.workers]]
+        return [p.name for p in self.everyone]
 
     def process(self, name: str) -> ManagedProcess:
-        for proc in [*self.processes, *self.workers]:
+        for proc in self.everyone:
             if proc.name == name:
                 return proc
         raise StackStartError(f"no app process named {name!r} (there are: {self.names})")
@@ -215,13 +220,8 @@ def contract_env(
 def _argv(spec: AppSpec, index: int, pg_dsn: str, redis_url: str, port: int) -> list[str]:
     if spec.argv is not None:
         return list(spec.argv)
-    argv = [sys.executable, "-m", "reference_impl", "--pg-dsn", pg_dsn, "--redis-url", redis_url]
+    argv = _reference_argv(spec, pg_dsn, redis_url)
     argv += ["--host", LOOPBACK, "--port", str(port), "--log-level", "WARNING"]
-    # One argument: a secret may start with "-" (token_urlsafe), which argparse
-    # would take for an option of its own.
-    argv.append(f"--token-secret={spec.token_secret}")
-    for flaw in sorted(spec.flaws):
-        argv += ["--flaw", flaw]
     if spec.processes > 1 and spec.fanout == "redis":
         argv.append("--socketio-redis")
     if index > 0 and spec.fanout == "redis":
@@ -231,12 +231,21 @@ def _argv(spec: AppSpec, index: int, pg_dsn: str, redis_url: str, port: int) -> 
     return [*argv, *spec.extra_args]
 
 
-def _worker_argv(spec: AppSpec, pg_dsn: str, redis_url: str) -> list[str]:
+def _reference_argv(spec: AppSpec, pg_dsn: str, redis_url: str) -> list[str]:
+    """What every process of the reference is told: where its stores are, the
+    token secret and the flaws."""
     argv = [sys.executable, "-m", "reference_impl", "--pg-dsn", pg_dsn, "--redis-url", redis_url]
+    # One argument: a secret may start with "-" (token_urlsafe), which argparse
+    # would take for an option of its own.
     argv.append(f"--token-secret={spec.token_secret}")
     for flaw in sorted(spec.flaws):
         argv += ["--flaw", flaw]
+    return argv
+
+
+def _worker_argv(spec: AppSpec, pg_dsn: str, redis_url: str) -> list[str]:
     # INFO: its readiness is the line "worker running on queue".
+    argv = _reference_argv(spec, pg_dsn, redis_url)
     return [*argv, *spec.extra_args, "--worker-only", "--log-level", "INFO"]
 
 

@@ -178,7 +178,7 @@ class Stack:
                 self.proxies.pop("app", None)
                 self.app_urls.clear()
             return
-        for proc in reversed([*self.app.processes, *self.app.workers]):
+        for proc in reversed(self.app.everyone):
             proc.stop(timeout_s)
             if self.run_dir is not None:
                 self.run_dir.forget(proc)
