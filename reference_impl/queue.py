@@ -65,11 +65,35 @@ end
 """
 
 
+#: Under the sweep lock (SAQ's own script, unchanged): the active list and
+#: each job's record, read at once.
+_SWEEP_SCRIPT = """
+local id_jobs = {}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('SETEX', KEYS[1], ARGV[1], 1)
+    for i, v in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+        id_jobs[i] = {v, redis.call('GET', v)}
+    end
+end
+return id_jobs
+"""
+
+
 class _Queue(RedisQueue):
-    """SAQ's Redis queue with sub-second scheduling and a bounded sweep wait.
+    """SAQ's Redis queue with sub-second scheduling and a sweep that spares
+    jobs a live worker has just dequeued.
 
     SAQ's own ``schedule``/``sweep`` take their lock in whole seconds, which
     would round millisecond retry delays up to a second.
+
+    SAQ's sweep treats every job in the active list that is not marked active
+    as abandoned. But a worker moves a job into that list first and marks it
+    active a Redis round trip later: a sweep in between aborts and re-queues a
+    job that is running. The re-run then finds its step done and the job
+    reports ``stale`` with one attempt, though it did complete the step
+    (saq issues #124, #277; alertbench's ``queue`` scenario caught it in 1 run
+    of 20). Here such a job is swept only if a later sweep finds it still
+    unstarted and unchanged: its worker died between the two steps.
     """
 
     def __init__(
@@ -86,6 +110,9 @@ class _Queue(RedisQueue):
         self._sweep_abort_s = sweep_abort_s
         self._sweeping = sweep
         self._my_schedule = client.register_script(_SCHEDULE_SCRIPT)
+        self._my_sweep = client.register_script(_SWEEP_SCRIPT)
+        #: Jobs the last sweep found dequeued but not started: id -> (attempts, touched).
+        self._unstarted: dict[bytes, tuple[int, int]] = {}
 
     async def schedule(self, lock: int = 1) -> list[str]:
         ids = await self._my_schedule(
@@ -101,7 +128,39 @@ class _Queue(RedisQueue):
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         if not self._sweeping:  # Flaw.NO_SWEEP: a dead worker's jobs stay active
             return []
-        return await super().sweep(max(1, int(lock)), abort=self._sweep_abort_s)
+        found = await self._my_sweep(
+            keys=[self._sweep, self._active], args=[max(1, int(lock))], client=self.redis
+        )
+        seen, self._unstarted = self._unstarted, {}
+        swept: list[bytes] = []
+        for job_id, payload in found or []:
+            job = self.deserialize(payload)
+            if job is None:  # its record expired: drop the id
+                swept.append(job_id)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lrem(self._active, 0, job_id)
+                    pipe.zrem(self._incomplete, job_id)
+                    await pipe.execute()
+                continue
+            if job.status == Status.ACTIVE and not job.stuck:
+                continue  # running, its heartbeat fresh
+            if job.status != Status.ACTIVE and not job.stuck:
+                mark = (job.attempts, job.touched)
+                if seen.get(job_id) != mark:  # maybe a worker about to start it
+                    self._unstarted[job_id] = mark
+                    continue
+            swept.append(job_id)
+            logger.info("Sweeping job %s", job.info(logger.isEnabledFor(logging.DEBUG)))
+            await self.abort(job, error=self.swept_error_message)
+            try:
+                await job.refresh(self._sweep_abort_s)
+            except TimeoutError:
+                logger.info("Could not abort job %s", job.key)
+            if job.retryable:
+                await self.retry(job, error=self.swept_error_message)
+            else:
+                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        return [job_id.decode() for job_id in swept]
 
 
 @dataclasses.dataclass(frozen=True)
