@@ -37,7 +37,7 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -564,11 +564,29 @@ def _idle_projects(ctx: ScenarioContext) -> list[int]:
     return [ctx.seeded.project_ids[-1], ctx.seeded.project_ids[-2]]
 
 
+#: A client that drops this soon after a fault heals is charged to it (its
+#: socket's close can reach the client just after the heal).
+HEAL_GRACE_S = 0.5
+
+
+def _charge(at_s: float, windows: Sequence[tuple[str, str, float, float]]) -> int | None:
+    """The one fault a drop at ``at_s`` is charged to: of those under way, the
+    latest to start; else, of those healed within HEAL_GRACE_S, the latest
+    to heal; else none. (A drop the instant a lone fault starts, right after
+    the previous fault healed, is the lone fault's, not the previous one's.)"""
+    under_way = [i for i, (_, _, t0, t1) in enumerate(windows) if t0 <= at_s <= t1]
+    if under_way:
+        return max(under_way, key=lambda i: windows[i][2])
+    healed = [i for i, (_, _, _, t1) in enumerate(windows) if t1 < at_s <= t1 + HEAL_GRACE_S]
+    return max(healed, key=lambda i: windows[i][3]) if healed else None
+
+
 def fault_table(ctx: ScenarioContext) -> list[dict[str, Any]]:
     """Per fault: requests ok / failed / indeterminate that started while it
-    lasted, reconnect and catch-up p50/p99 of the clients dropped during it,
-    and the time from its heal until every alert committed during it had
-    reached its connected assignees."""
+    lasted, reconnect and catch-up p50/p99 of the clients dropped during it
+    (each drop charged to one fault, see ``_charge``), and the time from its
+    heal until every alert committed during it had reached its connected
+    assignees."""
     events = list(ctx.history)
     starts: dict[str, FaultMark] = {}
     windows: list[tuple[str, str, float, float]] = []
@@ -589,8 +607,10 @@ def fault_table(ctx: ScenarioContext) -> list[dict[str, Any]]:
         if isinstance(e, Receive) and e.event == "new_alert" and e.alert_id is not None:
             receipts.setdefault((str(e.user_id), str(e.alert_id)), e.mono_s)
     commits = [e for e in events if isinstance(e, Commit)]
+    drops = [s for s in sessions if s.type == "disconnect"]
+    charged = [_charge(d.mono_s, windows) for d in drops]
     rows = []
-    for kind, label, t0, t1 in windows:
+    for index, (kind, label, t0, t1) in enumerate(windows):
         outcomes = {"ok": 0, "fail": 0, "info": 0}
         for op_id, inv in invokes.items():
             if t0 <= inv.mono_s <= t1:
@@ -598,8 +618,8 @@ def fault_table(ctx: ScenarioContext) -> list[dict[str, Any]]:
                 outcomes[end.type if end is not None else "info"] += 1
         reconnect = LatencyRecorder(f"{label} reconnect")
         caught = LatencyRecorder(f"{label} caught up")
-        for d in sessions:
-            if d.type != "disconnect" or not t0 <= d.mono_s <= t1 + 0.5:
+        for d, fault in zip(drops, charged, strict=True):
+            if fault != index:
                 continue
             after = [s for s in sessions if s.process == d.process and s.mono_s > d.mono_s]
             up = next((s.mono_s for s in after if s.type == "reconnect"), None)
