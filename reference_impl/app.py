@@ -57,12 +57,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 # Failures of the database connection (not of a statement): answer 503, not 500.
-_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
-    TimeoutError,
-    db.InterfaceError,
-    *db.CONNECTION_ERRORS,
-)
 _JSON = b"application/json"
 _BEARER = [(b"www-authenticate", b"Bearer")]
 
@@ -338,7 +332,7 @@ class Api:
             if isinstance(exc, StaleCompletion):
                 body["currentLineItemId"] = exc.current_line_item_id
             response = Response.json(body, status=exc.status)
-        except _UNAVAILABLE as exc:
+        except db.UNAVAILABLE as exc:
             logger.warning("database unavailable: %r", exc)
             response = Response.json({"detail": "database unavailable"}, status=503)
         except Exception:

@@ -98,3 +98,11 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 """The server is unreachable or refusing connections (-> 503, not 500)."""
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    *CONNECTION_ERRORS,
+)
+"""Any failure to reach the database (a cut connection, a timeout, a refusal):
+HTTP answers 503 ``database unavailable``, a Socket.IO ack says so too."""

@@ -249,6 +249,9 @@ class RealtimeServer:
         async def guarded(sid: str, data: object = None) -> Ack:
             try:
                 return await handler(sid, data)
+            except db.UNAVAILABLE as exc:
+                logger.warning("socket event: database unavailable (sid %s): %r", sid, exc)
+                return {"ok": False, "error": "database unavailable"}
             except Exception:
                 logger.exception("socket event handler failed (sid %s)", sid)
                 return {"ok": False, "error": "internal error"}

@@ -333,3 +333,28 @@ async def test_a_client_catches_up_after_a_forced_disconnect(
             await log.wait_for(lambda log: nxt["id"] in log.alert_ids())
             assert missed not in log.alert_ids()
             assert client.reconnects[0].subscribed_at is None
+
+
+async def test_a_sync_the_database_cannot_answer_gets_an_ack_that_says_so(
+    start_live: StartLive, seeded: SeedResult, alertbench_stack: Stack, pg_dsn: str
+) -> None:
+    """Postgres out of reach (the app's pool behind a proxy that is down): the
+    ack names the cause, the socket stays up, and a sync after the heal
+    answers again."""
+    database = pg_dsn.rsplit("/", 1)[1]
+    direct = alertbench_stack.postgres_direct
+    async with _proxy(alertbench_stack, f"pool-{database}", direct.port) as (
+        toxiproxy,
+        proxy_name,
+        port,
+    ):
+        pool_dsn = direct.dsn_for(database).replace(f":{direct.port}/", f":{port}/")
+        live = await start_live(pg_dsn=pool_dsn, relay_pg_dsn=direct.dsn_for(database))
+        p = seeded.project_ids[0]
+        client, _log = await live.client(seeded.members[p]["project_manager"], [p])
+        async with down(toxiproxy, proxy_name):
+            ack = await client.call("sync", {"sinceAlertId": 0})
+            assert ack == {"ok": False, "error": "database unavailable"}
+        assert client.connected
+        ack = await client.call("sync", {"sinceAlertId": 0})
+        assert ack["ok"] is True, ack
