@@ -80,10 +80,42 @@ class ManagedProcess:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
+    def listens_on(self, port: int) -> bool:
+        """True if this process, or one it started, has a TCP socket listening
+        on ``port``. (True as well where the sockets cannot be read.)"""
+        try:
+            tree = [psutil.Process(self.pid)]
+            tree += tree[0].children(recursive=True)
+        except psutil.Error:
+            return False
+        unreadable = False
+        for proc in tree:
+            try:
+                sockets = proc.net_connections(kind="tcp")
+            except psutil.AccessDenied:
+                unreadable = True
+                continue
+            except psutil.Error:
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets):
+                return True
+        return unreadable
+
     def wait_ready(
-        self, probe: Callable[[], T | None], *, timeout_s: float, what: str, poll_s: float = 0.02
+        self,
+        probe: Callable[[], T | None],
+        *,
+        timeout_s: float,
+        what: str,
+        port: int | None = None,
+        poll_s: float = 0.02,
     ) -> T | None:
         """Poll ``probe`` until it answers (not ``None``); ``None`` if the process exited.
+
+        With ``port``, an answer counts only once this process listens on that
+        port: a port found free a moment ago can be taken by another server
+        (another run's app, on a busy machine) before ours binds it; ours then
+        exits ("address in use") while the other one answers the probe.
 
         Bounded: raises :class:`StackStartError` with the log's tail after ``timeout_s``.
         """
@@ -91,7 +123,8 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 return None
-            if (answer := probe()) is not None:
+            answer = probe()
+            if answer is not None and (port is None or self.listens_on(port)):
                 return answer
             time.sleep(poll_s)
         raise StackStartError(f"{what} was not ready after {timeout_s:g} s:\n{self.log_tail()}")
@@ -243,7 +276,7 @@ def launch_on_free_port(
             env=env_for(port) if env_for is not None else None,
             cwd=cwd,
         )
-        answer = proc.wait_ready(probe_for(port), timeout_s=timeout_s, what=what)
+        answer = proc.wait_ready(probe_for(port), timeout_s=timeout_s, what=what, port=port)
         if answer is not None:
             return port, proc, answer
         last_log = proc.log_tail()

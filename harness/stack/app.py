@@ -261,7 +261,11 @@ def _relauncher(
     timeout_s: float,
     env: Mapping[str, str] | None,
     cwd: Path | None,
+    port: int | None = None,
 ) -> Callable[[], ManagedProcess]:
+    """Start ``name`` again with ``argv``; with ``port``, ready only once it
+    listens there (see :meth:`ManagedProcess.wait_ready`)."""
+
     def relaunch() -> ManagedProcess:
         old = next((c for c in run_dir.children if c.name == name), None)
         if old is not None:
@@ -269,7 +273,7 @@ def _relauncher(
         offset = _log_size(run_dir, name)
         proc = run_dir.spawn(name, argv, stop_signal=signal.SIGTERM, env=env, cwd=cwd)
         what = f"the app ({name}, restarted)"
-        if proc.wait_ready(ready(proc, offset), timeout_s=timeout_s, what=what) is None:
+        if proc.wait_ready(ready(proc, offset), timeout_s=timeout_s, what=what, port=port) is None:
             run_dir.forget(proc)
             raise _ExitedAtOnce(f"{what} exited at once:\n{proc.log_tail(5)}")
         return proc
@@ -342,6 +346,7 @@ def launch_app(
             timeout_s=timeout_s,
             env=env(port) if spec.argv is not None else None,
             cwd=spec.cwd,
+            port=port,
         )
     for index in range(spec.queue_workers):
         name = "worker" if index == 0 else f"worker{index}"
