@@ -229,7 +229,13 @@ class RealtimeServer:
 
     # -- handlers -----------------------------------------------------------
 
-    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object) -> None:
+    async def _on_connect(
+        self, sid: str, environ: object = None, auth: object = None
+    ) -> Ack | None:
+        if "user_id" in await self.sio.get_session(sid):
+            # A client's own event named "connect": python-socketio hands it to
+            # this handler. It is no connection, and switches no identity.
+            return {"ok": False, "error": "reserved event 'connect'"}
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise socketio.exceptions.ConnectionRefusedError("missing token")
@@ -239,6 +245,7 @@ class RealtimeServer:
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
         await self.sio.save_session(sid, {"user_id": user_id})
         await self.sio.enter_room(sid, f"user_{user_id}")
+        return None
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
         logger.debug("socket %s disconnected (%s)", sid, reason)

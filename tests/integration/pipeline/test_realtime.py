@@ -127,6 +127,11 @@ async def test_malformed_payloads_get_error_acks_and_hurt_no_one(
         assert "sinceAlertId" in ack["error"]
     ack = await client.call("launch_missiles", {"now": True})
     assert ack == {"ok": False, "error": "unknown event 'launch_missiles'"}
+    # An event named "connect" is no new login (python-socketio would hand it
+    # to the connect handler): refused, whatever token it carries.
+    for token in (issue_token(assignee, secret=live.config.token_secret), "forged"):
+        ack = await client.call("connect", ({}, {"token": token}))
+        assert ack == {"ok": False, "error": "reserved event 'connect'"}
     # Still connected and working, and so is everyone else.
     assert client.connected
     assert (await client.call("subscribe_project", {"projectId": p}))["ok"] is True
