@@ -122,8 +122,10 @@ class ClientEvent:
     surfaced: bool = True
 
 
-class SyncRefused(socketio.exceptions.SocketIOError):  # type: ignore[misc]  # socketio is untyped
-    """The server refused a catch-up page (e.g. its database failed)."""
+class Refused(socketio.exceptions.SocketIOError):  # type: ignore[misc]  # socketio is untyped
+    """After a reconnect, the server refused a catch-up page or a room re-join
+    for a reason other than "forbidden" (e.g. its database failed): the
+    connection is fine, the step is tried again on it."""
 
 
 class _Packet(socketio.packet.Packet):  # type: ignore[misc]  # socketio is untyped
@@ -167,6 +169,10 @@ class AlertClient:
         self.sync = sync
         self.reconnects: list[ReconnectRecord] = []
         self.forbidden: list[int] = []
+        #: Acks refused for another reason than "forbidden" (re-joins, sync
+        #: pages), and an event set at each.
+        self.refusals = 0
+        self.refused = asyncio.Event()
         self._token = token
         self._rng = rng or random.Random(0)
         self._on_event = on_event
@@ -229,7 +235,9 @@ class AlertClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnect_task
         with contextlib.suppress(Exception):
-            await self._sio.disconnect()
+            # Bounded: a half-dead connection can hold engine.io's read loop.
+            async with asyncio.timeout(self.policy.attempt_timeout_s):
+                await self._sio.disconnect()
         # python-socketio may leave its read loops winding down; give them a
         # bounded moment so no task outlives the client.
         with contextlib.suppress(Exception):
@@ -256,7 +264,13 @@ class AlertClient:
             ack = await self.call("subscribe_project", {"projectId": project_id})
             if isinstance(ack, dict) and ack.get("ok"):
                 self._on_session("subscribe", {"at": self._clock(), "project_id": project_id})
-            elif project_id not in self.forbidden:
+                continue
+            forbidden = isinstance(ack, dict) and ack.get("error") == "forbidden"
+            if not (first or forbidden):
+                self.refusals += 1
+                self.refused.set()
+                raise Refused(f"subscribe_project {project_id} refused: {ack!r}")
+            if project_id not in self.forbidden:
                 self.forbidden.append(project_id)
         caught_up = await self._sync(strict=not first) if self.sync else 0
         if self.reconnects and not first:
@@ -268,17 +282,21 @@ class AlertClient:
         """Fetch alerts after the last id seen, page by page (bounded).
 
         ``strict`` (after a reconnect): a refused page raises
-        :class:`SyncRefused`, so the client retries rather than call itself
+        :class:`Refused`, so the client retries rather than call itself
         caught up with a gap. On the first connect nothing was missed yet.
+        Refusals are counted (``refusals``), not logged one by one: under a
+        database fault every client meets them, and retries as it should.
         """
         received = 0
         since = max(0, self._state.last_alert_id - self.policy.catchup_overlap_ids)
         for _page in range(100):
             ack = await self.call("sync", {"sinceAlertId": since})
             if not (isinstance(ack, dict) and ack.get("ok")):
-                logger.warning("sync refused: %r", ack)
+                self.refusals += 1
+                self.refused.set()
+                logger.debug("sync refused: %r", ack)
                 if strict:
-                    raise SyncRefused(f"sync refused: {ack!r}")
+                    raise Refused(f"sync refused: {ack!r}")
                 break
             alerts = ack.get("alerts", [])
             for alert in alerts:
@@ -324,24 +342,47 @@ class AlertClient:
             if not (immediate and attempt == 1):
                 await asyncio.sleep(self.policy.delay_s(attempt, self._rng))
             record.attempts = attempt
-            try:
-                await self._connect()
-            except (socketio.exceptions.ConnectionError, OSError, TimeoutError) as exc:
-                logger.debug("reconnection attempt %d failed: %r", attempt, exc)
-                continue
-            record.connected_at = self._clock()
-            self._on_session("reconnect", {"at": record.connected_at})
-            self.disconnected.clear()
-            self.reconnected.set()
+            if not self._sio.connected:
+                try:
+                    await self._connect()
+                except (
+                    socketio.exceptions.ConnectionError,
+                    OSError,
+                    TimeoutError,
+                    ValueError,  # engine.io "not in a disconnected state": reset, try again
+                ) as exc:
+                    logger.debug("reconnection attempt %d failed: %r", attempt, exc)
+                    with contextlib.suppress(Exception):
+                        await self._sio.eio.disconnect(abort=True)
+                    continue
+                record.connected_at = self._clock()
+                self._on_session("reconnect", {"at": record.connected_at})
+                self.disconnected.clear()
+                self.reconnected.set()
             try:
                 await self._after_connect(first=False)
+            except Refused as exc:
+                # The server answered, so the connection is fine: re-join and
+                # sync again on it after the next delay.
+                logger.debug("re-subscribing refused: %r", exc)
+                continue
             except (socketio.exceptions.SocketIOError, OSError, TimeoutError) as exc:
                 # Dropped again while re-subscribing, or an ack that never
                 # came: the disconnect handler saw this task still running and
-                # left the retry to it, so go on here (on a fresh connection).
+                # left the retry to it, so go on here, on a fresh connection.
+                # The disconnect is bounded: it waits for engine.io's read
+                # loop, which a half-dead connection can hold for its ping
+                # timeout.
                 logger.debug("re-subscribing failed: %r", exc)
                 if self._sio.connected:
-                    await self._sio.disconnect()
+                    try:
+                        async with asyncio.timeout(self.policy.attempt_timeout_s):
+                            await self._sio.disconnect()
+                    except TimeoutError:
+                        # Left half-closed: engine.io's reset makes it
+                        # connectable again (it refuses to connect otherwise).
+                        with contextlib.suppress(Exception):
+                            await self._sio.eio.disconnect(abort=True)
                 continue
             if self.rejoin:
                 record.subscribed_at = self._clock()

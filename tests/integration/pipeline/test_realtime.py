@@ -363,3 +363,43 @@ async def test_a_sync_the_database_cannot_answer_gets_an_ack_that_says_so(
         assert client.connected
         ack = await client.call("sync", {"sinceAlertId": 0})
         assert ack["ok"] is True, ack
+
+
+async def test_a_refused_catch_up_is_retried_on_the_same_connection(
+    start_live: StartLive, seeded: SeedResult, alertbench_stack: Stack, pg_dsn: str
+) -> None:
+    """The client is back but Postgres is not: its re-join and sync are
+    refused. The connection is fine, so the client tries them again on it
+    until they succeed. (It used to drop the connection each time, and a
+    disconnect that hung there left one client of a chaos run never caught
+    up.)"""
+    database = pg_dsn.rsplit("/", 1)[1]
+    direct = alertbench_stack.postgres_direct
+    async with _proxy(alertbench_stack, f"pool-{database}", direct.port) as (
+        toxiproxy,
+        pg_proxy,
+        pg_port,
+    ):
+        pool_dsn = direct.dsn_for(database).replace(f":{direct.port}/", f":{pg_port}/")
+        live = await start_live(pg_dsn=pool_dsn, relay_pg_dsn=direct.dsn_for(database))
+        app_port = int(live.url.rsplit(":", 1)[1])
+        p = seeded.project_ids[0]
+        item, completer, assignee = first_step(seeded, p)
+        async with _proxy(alertbench_stack, f"app-{app_port}", app_port) as (_, app_proxy, port):
+            client, log = await live.client(assignee, [p], url=f"http://127.0.0.1:{port}")
+            postgres_away = down(toxiproxy, pg_proxy)
+            async with down(toxiproxy, app_proxy):
+                await _wait(client.disconnected)
+                response = await live.complete(p, item, completer)
+                assert response.status_code == 200, response.text
+                missed = response.json()["alert"]["id"]
+                await postgres_away.start()
+            try:
+                await _wait(client.refused)
+            finally:
+                await postgres_away.heal()
+            await log.wait_for(lambda log: missed in log.alert_ids())
+            await _wait(client.subscribed)
+        assert [e.via for e in log.events if e.name == "new_alert"] == ["sync"]
+        assert len(client.reconnects) == 1, client.reconnects  # no drop of its own
+        assert client.reconnects[0].caught_up == 1
