@@ -81,6 +81,8 @@ def tests(session: nox.Session) -> None:
         "--benchmark-disable",
         "-p",
         "no:cacheprovider",
+        # The slowest tests, so CI's time (kept well under 30 min) is visible.
+        "--durations=20",
         *session.posargs,
     )
 
