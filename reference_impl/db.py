@@ -89,7 +89,11 @@ async def counting(conn: Connection) -> AsyncIterator[QueryCounter]:
     try:
         yield counter
     finally:
-        conn.remove_query_logger(counter)
+        # A connection lost mid-request is handed back to the pool at once
+        # (asyncpg): the proxy then refuses every call, and this one would
+        # replace the request's own error (the lost connection) with its own.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.remove_query_logger(counter)
 
 
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
@@ -102,6 +106,10 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    # What asyncpg raises for a query sent on a connection whose server
+    # just terminated it, before the loss was processed ("cannot switch to
+    # state ...; another operation is in progress").
+    asyncpg.InternalClientError,
     *CONNECTION_ERRORS,
 )
 """Any failure to reach the database (a cut connection, a timeout, a refusal):
