@@ -27,7 +27,7 @@ export const RELAY_APPLICATION_NAME = 'alertbench-relay';
 
 const REPLAY_SQL = `
 SELECT ${ALERT_COLUMNS} FROM workflow_alerts
-WHERE created_at >= $1::timestamptz - make_interval(secs => $2) OR id > $3
+WHERE (created_at >= $1::timestamptz - make_interval(secs => $2) OR id > $3) AND id > $4
 ORDER BY id`;
 
 // Exactly this text: the harness leaves the relay's liveness probe out of
@@ -68,6 +68,14 @@ export class Relay {
     /** Emitted alert ids, oldest first (a Set keeps insertion order). */
     this._emitted = new Set();
     this._lastEmittedId = 0;
+    /**
+     * The highest alert id when this relay first listened: it never replays
+     * an alert at or below it. A process started again after a crash must
+     * not push what the dead one may already have pushed (its clients catch
+     * up with sync); without this floor the first replay re-sent the last
+     * replayMarginS seconds of alerts.
+     */
+    this._floorId = 0;
     /** Database time (text) when the connection was last known alive. */
     this._aliveAt = null;
     this._client = null;
@@ -180,6 +188,7 @@ export class Relay {
       // above them, never from id 0.
       const { rows } = await guarded(client.query(HIGH_WATER_SQL));
       this._lastEmittedId = Math.max(this._lastEmittedId, rows[0].max_id);
+      this._floorId = Number(rows[0].max_id);
     } else {
       // Listening again: everything committed from here on arrives as a
       // notification; what was committed while we were away is replayed.
@@ -223,7 +232,12 @@ export class Relay {
 
   async _replay(client) {
     const started = performance.now();
-    const { rows } = await client.query(REPLAY_SQL, [this._aliveAt, this._replayMarginS, this._lastEmittedId]);
+    const { rows } = await client.query(REPLAY_SQL, [
+      this._aliveAt,
+      this._replayMarginS,
+      this._lastEmittedId,
+      this._floorId,
+    ]);
     let replayed = 0;
     for (const row of rows) {
       if (this._emitOnce(row.id, notificationFromRow(row))) {
