@@ -92,10 +92,13 @@ async def test_the_sweep_spares_a_job_a_worker_has_just_dequeued(
     job_id = await _enqueue(api, seeded)
     queue = api.runtime.queue.queue
     dequeued = await queue.dequeue(timeout=JOB_TIMEOUT_S)
-    assert dequeued is not None and dequeued.status == Status.QUEUED
+    assert dequeued is not None
+    assert dequeued.status == Status.QUEUED
     assert await queue.sweep() == []
     stored = await queue.job(job_id)
-    assert stored is not None and stored.status == Status.QUEUED and stored.error is None
+    assert stored is not None
+    assert stored.status == Status.QUEUED
+    assert stored.error is None
     # A worker that died between the two steps never marks it: the next
     # sweep (its lock, held for the sweep interval, let go here) finds the
     # job unchanged and queues it again, and it runs to completion.
