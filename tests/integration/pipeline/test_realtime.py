@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 import socketio
-from ri_support import EventLog, StartLive, first_step
+from ri_support import EventLog, Live, StartLive, first_step
 
 from harness.contract.seed import SeedResult
 from harness.faults import ToxiproxyClient, down
@@ -340,21 +340,31 @@ async def test_a_client_catches_up_after_a_forced_disconnect(
             assert client.reconnects[0].subscribed_at is None
 
 
+@contextlib.asynccontextmanager
+async def _pool_behind_a_proxy(
+    start_live: StartLive, stack: Stack, pg_dsn: str
+) -> AsyncIterator[tuple[Live, ToxiproxyClient, str]]:
+    """The app with its connection pool behind a proxy of its own (the relay
+    connects directly): the live app, the Toxiproxy client, the proxy's name."""
+    database = pg_dsn.rsplit("/", 1)[1]
+    direct = stack.postgres_direct
+    async with _proxy(stack, f"pool-{database}", direct.port) as (toxiproxy, name, port):
+        pool_dsn = direct.dsn_for(database).replace(f":{direct.port}/", f":{port}/")
+        live = await start_live(pg_dsn=pool_dsn, relay_pg_dsn=direct.dsn_for(database))
+        yield live, toxiproxy, name
+
+
 async def test_a_sync_the_database_cannot_answer_gets_an_ack_that_says_so(
     start_live: StartLive, seeded: SeedResult, alertbench_stack: Stack, pg_dsn: str
 ) -> None:
     """Postgres out of reach (the app's pool behind a proxy that is down): the
     ack names the cause, the socket stays up, and a sync after the heal
     answers again."""
-    database = pg_dsn.rsplit("/", 1)[1]
-    direct = alertbench_stack.postgres_direct
-    async with _proxy(alertbench_stack, f"pool-{database}", direct.port) as (
+    async with _pool_behind_a_proxy(start_live, alertbench_stack, pg_dsn) as (
+        live,
         toxiproxy,
         proxy_name,
-        port,
     ):
-        pool_dsn = direct.dsn_for(database).replace(f":{direct.port}/", f":{port}/")
-        live = await start_live(pg_dsn=pool_dsn, relay_pg_dsn=direct.dsn_for(database))
         p = seeded.project_ids[0]
         client, _log = await live.client(seeded.members[p]["project_manager"], [p])
         async with down(toxiproxy, proxy_name):
@@ -373,15 +383,11 @@ async def test_a_refused_catch_up_is_retried_on_the_same_connection(
     until they succeed. (It used to drop the connection each time, and a
     disconnect that hung there left one client of a chaos run never caught
     up.)"""
-    database = pg_dsn.rsplit("/", 1)[1]
-    direct = alertbench_stack.postgres_direct
-    async with _proxy(alertbench_stack, f"pool-{database}", direct.port) as (
+    async with _pool_behind_a_proxy(start_live, alertbench_stack, pg_dsn) as (
+        live,
         toxiproxy,
         pg_proxy,
-        pg_port,
     ):
-        pool_dsn = direct.dsn_for(database).replace(f":{direct.port}/", f":{pg_port}/")
-        live = await start_live(pg_dsn=pool_dsn, relay_pg_dsn=direct.dsn_for(database))
         app_port = int(live.url.rsplit(":", 1)[1])
         p = seeded.project_ids[0]
         item, completer, assignee = first_step(seeded, p)
