@@ -56,7 +56,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
-# Failures of the database connection (not of a statement): answer 503, not 500.
 _JSON = b"application/json"
 _BEARER = [(b"www-authenticate", b"Bearer")]
 
