@@ -42,6 +42,7 @@ from harness.history import Commit, History, Op, Receive
 from harness.live import live_status
 from harness.loop import received_signal
 from harness.metrics import LatencyRecorder
+from harness.metrics.gcwatch import GcWatch
 from harness.metrics.resources import gc_pauses_from_metrics, usage_between
 from harness.report import (
     RunResults,
@@ -342,6 +343,8 @@ async def _run(
     )
     progress(f"{scenario.name}: running")
     show = options.live
+    gc_watch = GcWatch(tune=True)
+    gc_watch.start()
     try:
         async with live_status(
             history,
@@ -350,6 +353,8 @@ async def _run(
         ):
             await scenario.run(ctx)
     finally:
+        gc_watch.stop()
+        ctx.extra["harness_gc_pauses"] = gc_watch.to_dict()
         await ctx.close_fleets()
         if "metrics" in target.capabilities:
             ctx.extra["app_gc_pauses"] = await asyncio.to_thread(_app_gc_pauses, stack)

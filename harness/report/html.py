@@ -609,8 +609,10 @@ def _soak(r: RunResults) -> str:
 
 
 def _app_gc(r: RunResults) -> str:
-    found = r.extra.get("app_gc_pauses") if r.extra else None
-    if not found:
+    extra = r.extra or {}
+    found = extra.get("app_gc_pauses") or {}
+    harness = extra.get("harness_gc_pauses") or {}
+    if not found and not harness:
         return ""
     rows = []
     for process, generations in found.items():
@@ -627,10 +629,22 @@ def _app_gc(r: RunResults) -> str:
                     _td("&le; " + _num(g.get("longest_ms_at_most"), "ms"), "num"),
                 ]
             )
+    for generation, g in harness.items():
+        rows.append(
+            [
+                _td("harness (while the scenario ran)"),
+                _td(escape(_GENERATIONS.get(generation, generation))),
+                _td(_num(g.get("collections")), "num"),
+                _td(_num(g.get("pause_ms_total"), "ms"), "num"),
+                _td(_num(g.get("longest_ms"), "ms"), "num"),
+            ]
+        )
     return (
-        "<h2>App garbage-collector pauses</h2><p>Over each app process's life, from its "
-        "<code>alertbench_gc_pause_seconds</code>: a collection stops the whole process "
-        "(every request and every Socket.IO session).</p>"
+        "<h2>Garbage-collector pauses</h2><p>A collection stops the whole process. The "
+        "app's, over each app process's life, from its <code>alertbench_gc_pause_seconds</code> "
+        "(every request and every Socket.IO session waits); the harness's own, while the "
+        "scenario ran (every request in flight and every event arriving is timed late by "
+        "the pause: a latency tail that is the harness's, not the target's).</p>"
         + _table(["process", "generation", "collections", "total pause", "longest"], rows)
     )
 

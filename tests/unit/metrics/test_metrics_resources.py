@@ -118,12 +118,19 @@ def test_the_report_shows_cpu_by_process_and_round_trips() -> None:
         started_at="a",
         finished_at="b",
         resources=resources,
-        extra={"app_gc_pauses": gc_pauses},
+        extra={
+            "app_gc_pauses": gc_pauses,
+            "harness_gc_pauses": {
+                "1": {"collections": 40, "pause_ms_total": 90.5, "longest_ms": 417.0}
+            },
+        },
     )
     html = render_html(r)
-    assert "App garbage-collector pauses" in html
+    assert "Garbage-collector pauses" in html
     assert "2 (full)" in html
     assert "&le; 250 ms" in html
+    assert "harness (while the scenario ran)" in html
+    assert "417 ms" in html
     assert "CPU by process" in html
     assert "SATURATED" in html
     assert "app 8 ms" in html
