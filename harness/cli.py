@@ -33,6 +33,7 @@ from harness import __version__
 from harness import loop as event_loop
 from harness.errors import AlertbenchError, ConfigError
 from harness.report.html import proxy_summary, resources_summary
+from harness.scenario import SUBSCRIBERS
 from harness.stack import PROVIDERS, AppSpec, Stack, StackConfig, reap_leftovers, start_stack
 from harness.stack.app import FANOUTS
 from harness.targets import Target, load_target
@@ -209,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="load only: shard the subscribers and the generator over N worker processes"
         " (each a slice of the projects; histories merged and judged as one)",
+    )
+    run.add_argument(
+        "--subscribers",
+        choices=SUBSCRIBERS,
+        default="assignees",
+        help="load only: which users connect: the assignees of the run's completions"
+        " (default), or all: every member of a project, idle ones too (10,000 projects"
+        " connect about 10,000 clients)",
     )
     run.add_argument(
         "--sweep",
@@ -680,9 +689,15 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
         fanout=args.fanout,
         workers=args.workers,
         locust=getattr(args, "locust_options", None),
+        subscribers=getattr(args, "subscribers", "assignees"),
     )
     if params.workers and any(s.name != "load" for s in chosen):
         raise ConfigError("--workers", "only the load scenario is sharded (`run load --workers N`)")
+    if params.subscribers != "assignees" and any(s.name != "load" for s in chosen):
+        raise ConfigError(
+            "--subscribers",
+            "only the load scenario chooses its clients (`run load --subscribers all`)",
+        )
     display, show, interval_s = _live_display(out)
     run_id = new_run_id("run")  # a random tail: two runs in one second differ
     run_dir = args.reports_dir / run_id

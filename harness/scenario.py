@@ -35,6 +35,7 @@ from harness.workload import GeneratorReport, OpFailed
 
 __all__ = [
     "NO_PROXY_FLAG",
+    "SUBSCRIBERS",
     "LocustOptions",
     "RunParams",
     "Scenario",
@@ -47,6 +48,9 @@ __all__ = [
 
 #: The flag that runs the stack without Toxiproxy (named in errors and reports).
 NO_PROXY_FLAG = "--no-proxy"
+
+#: ``--subscribers``: the load scenario's clients (see RunParams.subscribers).
+SUBSCRIBERS: tuple[str, ...] = ("assignees", "all")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +97,9 @@ class RunParams:
     workers: int = 0
     #: Drive the shards through Locust's master and workers (else plain processes).
     locust: LocustOptions | None = None
+    #: Which users the load scenario connects: ``assignees`` (those its
+    #: completions assign an alert to) or ``all`` (every member of a project).
+    subscribers: str = "assignees"
 
     def __post_init__(self) -> None:
         if not 1 <= self.projects <= 1_000_000:
@@ -113,6 +120,11 @@ class RunParams:
                 f"{self.locust.local_workers} local Locust workers, more than the"
                 f" {self.workers} expected in all",
             )
+        if self.subscribers not in SUBSCRIBERS:
+            raise ConfigError(
+                "--subscribers",
+                f"must be one of {', '.join(SUBSCRIBERS)}, got {self.subscribers!r}",
+            )
         if self.fanout not in FANOUTS:
             raise ConfigError(
                 "--fanout", f"must be one of {', '.join(FANOUTS)}, got {self.fanout!r}"
@@ -130,6 +142,7 @@ class RunParams:
             "drain_s": self.drain_s,
             "workers": self.workers,
             "locust": self.locust.to_dict() if self.locust is not None else None,
+            "subscribers": self.subscribers,
         }
 
 

@@ -39,11 +39,18 @@ class RoundRobin:
         project, line_item = self.target(i)
         return {"project_id": project, "line_item_id": line_item}
 
-    def subscribers(self, total: int) -> list[Subscriber]:
+    def subscribers(self, total: int, *, everyone: bool = False) -> list[Subscriber]:
         """One client per user that the first ``total`` operations assign an alert
-        to (the next step's assignee), in the rooms of those projects."""
+        to (the next step's assignee), in the rooms of those projects; with
+        ``everyone``, one client per member of any project, in the rooms of all
+        its projects (idle clients too: the connected population of a real
+        deployment)."""
         seeded, projects = self.seeded, self.seeded.project_ids
         rooms: dict[int, set[int]] = defaultdict(set)
+        if everyone:
+            for project in projects:
+                for user in seeded.members[project].values():
+                    rooms[user].add(project)
         for index, project in enumerate(projects):
             touched = len(range(index, total, len(projects)))
             for item in seeded.active_line_items[1 : touched + 1]:

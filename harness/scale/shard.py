@@ -185,7 +185,7 @@ async def run_shard(plan: ShardPlan, channel: _Channel) -> None:
     workload = RoundRobin(seeded)
     warmup = math.ceil(rate * min(WARMUP_S, params.duration_s / 5))
     total = min(warmup + max(1, math.ceil(rate * params.duration_s)), workload.capacity)
-    subscribers = workload.subscribers(total)
+    subscribers = workload.subscribers(total, everyone=params.subscribers == "all")
     connected = {s.user_id for s in subscribers}
     scenario = LoadScenario()
     try:

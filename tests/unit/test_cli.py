@@ -95,6 +95,7 @@ def test_list_shows_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
         (["selfcheck", "--flaw", "nosuch"], "unknown flaw 'nosuch'"),
         (["selfcheck", "--scenario", "indexes"], "no cell of the self-check matrix"),
         (["selfcheck", "--scenario", "load", "--flaw", "no_retry"], "no cell"),
+        (["run", "network", "--subscribers", "all"], "only the load scenario chooses"),
     ],
 )
 def test_bad_run_requests_exit_2_before_starting_anything(
