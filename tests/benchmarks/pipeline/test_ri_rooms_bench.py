@@ -14,33 +14,20 @@ from typing import Any
 
 import pytest
 import socketio
-from socketio.base_manager import BaseManager
 
 from reference_impl.realtime import IndexedRoomsManager
 
 NS = "/"
 
 
-class _Eio:
-    next_id = ""
-
-    def generate_id(self) -> str:
-        return self.next_id
-
-
-class _Server:
-    def __init__(self) -> None:
-        self.eio = _Eio()
-
-
 def _connected(cls: type[Any], sockets: int) -> tuple[Any, list[str]]:
     manager = cls()
-    manager.server = _Server()
     sids = [f"s{i}" for i in range(sockets)]
     for i, sid in enumerate(sids):
-        manager.server.eio.next_id = sid
-        BaseManager.pre_connect(manager, f"eio-{sid}", NS)
-        BaseManager.connect(manager, sid, NS)
+        # What a connect does to the rooms: the namespace's room of connected
+        # sockets (None) and the socket's own room.
+        for room in (None, sid):
+            manager.basic_enter_room(sid, NS, room, eio_sid=f"eio-{sid}")
         for room in (f"user_{i}", f"project_{2 * i}", f"project_{2 * i + 1}"):
             manager.basic_enter_room(sid, NS, room)
     return manager, sids
