@@ -150,12 +150,13 @@ class _EngineIOClient(engineio.AsyncClient):  # type: ignore[misc]  # engineio i
 
     engine.io runs the message handler of every received packet in a task of
     its own, so a handler may wait on the network without stopping the reads.
-    Ours never does for an event or an ack (see ``_INLINE_TYPES``), and the
-    task per event was the largest single cost of a subscriber after the
-    socket itself (py-spy: task creation ~15 % of the fleet's CPU). Those
+    Ours never does for an event or an ack (see ``_INLINE_TYPES``), so those
     two types are dispatched in the read loop, in the order received (as
     the tasks ran them); every other packet (connect, disconnect, binary
     parts) keeps engine.io's task, since its handler may wait on this loop.
+    The in-process receive path fell from 58.8 to 36.6 us per event
+    (``test_harness_cost_bench.py --only paths``, Python 3.11); a subscriber's
+    full cost is mostly its wake-ups (docs/performance.md).
     """
 
     async def _receive_packet(self, pkt: engineio.packet.Packet) -> None:
