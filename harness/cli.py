@@ -211,14 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="load only: shard the subscribers and the generator over N worker processes"
         " (each a slice of the projects; histories merged and judged as one)",
     )
-    run.add_argument(
-        "--subscribers",
-        choices=SUBSCRIBERS,
-        default="assignees",
-        help="load only: which users connect: the assignees of the run's completions"
-        " (default), or all: every member of a project, idle ones too (10,000 projects"
-        " connect about 10,000 clients)",
-    )
+    _add_subscribers_flag(run)
     run.add_argument(
         "--sweep",
         nargs="?",
@@ -247,13 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --baseline: relative change treated as noise (default {DEFAULT_TOLERANCE:g})",
     )
     _add_stack_flags(run)
-    run.add_argument(
-        "--no-proxy",
-        action="store_true",
-        help="run without Toxiproxy: clients and the app connect directly to Postgres, Redis"
-        " and the app (saves the proxy's CPU; scenarios that inject faults through it are"
-        " refused; the report says the proxy was bypassed)",
-    )
+    _add_no_proxy_flag(run)
 
     compare = commands.add_parser(
         "compare",
@@ -314,7 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     locust.add_argument("--web-host", default="127.0.0.1")
     locust.add_argument("--web-port", type=int, default=8089)
+    _add_subscribers_flag(locust)
     _add_stack_flags(locust)
+    _add_no_proxy_flag(locust)
 
     listing = commands.add_parser("list", help="list the scenarios and the flaws")
     _add_target_flag(listing, many=True)
@@ -415,6 +404,27 @@ def _targets(chosen: Sequence[str] | str | None) -> list[Target]:
     if len(set(seen)) != len(seen):
         raise ConfigError("--target", f"two targets share a name: {', '.join(seen)}")
     return targets
+
+
+def _add_subscribers_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--subscribers",
+        choices=SUBSCRIBERS,
+        default="assignees",
+        help="load only: which users connect: the assignees of the run's completions"
+        " (default), or all: every member of a project, idle ones too (10,000 projects"
+        " connect about 10,000 clients)",
+    )
+
+
+def _add_no_proxy_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="run without Toxiproxy: clients and the app connect directly to Postgres, Redis"
+        " and the app (saves the proxy's CPU; scenarios that inject faults through it are"
+        " refused; the report says the proxy was bypassed)",
+    )
 
 
 def _add_stack_flags(parser: argparse.ArgumentParser) -> None:
@@ -689,7 +699,7 @@ def _cmd_run(args: argparse.Namespace, out: Console) -> int:
         fanout=args.fanout,
         workers=args.workers,
         locust=getattr(args, "locust_options", None),
-        subscribers=getattr(args, "subscribers", "assignees"),
+        subscribers=args.subscribers,
     )
     if params.workers and any(s.name != "load" for s in chosen):
         raise ConfigError("--workers", "only the load scenario is sharded (`run load --workers N`)")

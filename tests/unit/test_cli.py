@@ -96,6 +96,10 @@ def test_list_shows_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
         (["selfcheck", "--scenario", "indexes"], "no cell of the self-check matrix"),
         (["selfcheck", "--scenario", "load", "--flaw", "no_retry"], "no cell"),
         (["run", "network", "--subscribers", "all"], "only the load scenario chooses"),
+        # `alertbench locust` runs `run load`'s checks: it once crashed on the
+        # missing --no-proxy before reaching them.
+        (["locust", "--flaw", "nosuch"], "unknown flaw 'nosuch'"),
+        (["locust", "--no-proxy", "--subscribers", "all", "--flaw", "nosuch"], "unknown flaw"),
     ],
 )
 def test_bad_run_requests_exit_2_before_starting_anything(
