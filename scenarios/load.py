@@ -78,7 +78,7 @@ class LoadScenario:
 
         # One client per user who will be assigned an alert by a completion,
         # subscribed to the project's room: with one round, one client per
-        # project the workload touches.
+        # project the workload touches (--subscribers all: every member).
         subscribers = workload.subscribers(total, everyone=params.subscribers == "all")
         users = {s.user_id for s in subscribers}
         fleet = ctx.fleet(subscribers)

@@ -67,7 +67,7 @@ class GcWatch:
             self._thresholds = gc.get_threshold()
             gc.collect()
             gc.freeze()
-            gc.set_threshold(TUNED_THRESHOLDS[0], TUNED_THRESHOLDS[1], TUNED_THRESHOLDS[2])
+            gc.set_threshold(*TUNED_THRESHOLDS)
         if self._callback not in gc.callbacks:
             gc.callbacks.append(self._callback)
 

@@ -608,7 +608,7 @@ def _soak(r: RunResults) -> str:
     )
 
 
-def _app_gc(r: RunResults) -> str:
+def _gc_pauses(r: RunResults) -> str:
     extra = r.extra or {}
     found = extra.get("app_gc_pauses") or {}
     harness = extra.get("harness_gc_pauses") or {}
@@ -692,7 +692,7 @@ def render_html(results: RunResults, *, baseline: Comparison | None = None) -> s
             _checks(results),
             _generator(results),
             _resources(results),
-            _app_gc(results),
+            _gc_pauses(results),
             _soak(results),
             _chaos(results),
             _latency(results),
