@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import re
 import signal
 import time
 import urllib.request
@@ -253,7 +254,7 @@ async def run_scenario(
     generator = ctx.generator if ctx else None
     resources = _resources(ctx, generator)
     verdicts = evaluate(slos, measurements) if not_applicable is None else []
-    verdicts = _saturation_unknown(verdicts, resources)
+    verdicts = _few_samples(_saturation_unknown(verdicts, resources), checks)
     latencies: dict[str, LatencyRecorder] = {}
     if generator is not None:
         latencies["request.corrected"] = generator.latency.corrected
@@ -388,6 +389,54 @@ def _saturation_unknown(
         else v
         for v in verdicts
     ]
+
+
+_PERCENTILE = re.compile(r"_p(\d+)_ms$")
+
+
+def _percentile(metric: str) -> float | None:
+    """99 for ``generation_p99_ms``, 99.9 for ``..._p999_ms`` (the checkers'
+    names drop the point); None for a metric that is not a percentile."""
+    found = _PERCENTILE.search(metric)
+    if found is None:
+        return None
+    digits = found.group(1)
+    return float(digits if len(digits) <= 2 else f"{digits[:2]}.{digits[2:]}")
+
+
+def _few_samples(verdicts: list[SloVerdict], checks: Sequence[CheckResult]) -> list[SloVerdict]:
+    """A percentile SLO judged from too few samples says so: HdrHistogram's
+    p99 of fewer than 150 samples is their slowest or second slowest one, so
+    one or two slow requests decide the verdict (its status stands; the note
+    tells the reader how far to trust it and what gives a sturdier figure)."""
+    samples = {
+        metric: int(check.counts["samples"])
+        for check in checks
+        if isinstance(check.counts.get("samples"), int | float)
+        for metric in check.measurements
+    }
+    judged = []
+    for verdict in verdicts:
+        q = _percentile(verdict.metric)
+        n = samples.get(verdict.metric, 0)
+        if verdict.measured is None or q is None or n <= 0 or q == 100:
+            judged.append(verdict)
+            continue
+        # HdrHistogram's rank of a percentile (get_value_at_percentile).
+        rank = max(1, int(q / 100 * n + 0.5))
+        kth = n - rank + 1
+        if kth <= 2:
+            which = "slowest one" if kth == 1 else "second slowest"
+            decides = "one slow request decides" if kth == 1 else "two slow requests decide"
+            note = (
+                f"from {n} samples: the p{q:g} is their {which}, so {decides} it;"
+                " a longer run (--duration) gives a sturdier figure"
+            )
+            verdict = dataclasses.replace(
+                verdict, note=f"{verdict.note}; {note}" if verdict.note else note
+            )
+        judged.append(verdict)
+    return judged
 
 
 def _folder(options: RunOptions, name: str) -> str | None:

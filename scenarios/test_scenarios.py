@@ -6,6 +6,7 @@ and flaws that a scenario exists to catch make it fail, for the right reason.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,49 @@ from harness.stack import Stack, StackConfig, start_stack
 pytestmark = [pytest.mark.scenario, pytest.mark.integration]
 
 SMALL = RunParams(projects=60, rate_per_s=20.0, duration_s=3.0, seed=7, drain_s=10.0)
+
+#: The tests judge generation latency at a bound for a shared CI machine, not
+#: at the default SLO's 100 ms. At CI's size the p99 comes from about 60
+#: requests, so it is their slowest one, and one hiccup of a shared 2-core
+#: machine decides it: CI failed the Node target's ``load`` at 105.7 ms, where
+#: its slowest request at idle is 29-40 ms (12 runs, load < 1). The default is
+#: judged where it means something: ``nox -s scenarios`` at full size and
+#: docs/performance.md, on an idle machine. This bound, about 8 times the
+#: slowest idle request, still fails a pipeline that stalls or queues its
+#: requests behind each other.
+CI_SLO_OVERRIDES = ("generation_p99_ms=300",)
+
+
+def ci_options(tmp_path: Path) -> RunOptions:
+    """How the scenario tests run: reports kept (see :func:`reports_dir`),
+    latency judged at the CI bound (:data:`CI_SLO_OVERRIDES`)."""
+    return RunOptions(reports_dir=reports_dir(tmp_path), slo_overrides=CI_SLO_OVERRIDES)
+
+
+def why(results: RunResults) -> str:
+    """What a failed verdict's assertion prints: every check and SLO that did
+    not pass, and for a latency, what else was slow (the harness's own event
+    loop and collections, the app's collections, the machine) and the slowest
+    requests, so a CI failure can be told apart from a slow pipeline. A
+    string, one reason a line: pytest prints it whole."""
+    reasons: list[object] = [(c.name, c.summary) for c in results.checks if c.valid is not True]
+    failed = [s for s in results.slos if s.status != "pass"]
+    reasons += [(s.name, s.measured, s.target, s.note) for s in failed]
+    if any(s.unit == "ms" for s in failed):
+        generator = results.generator or {}
+        busy = (results.resources or {}).get("machine_busy_pct")
+        reasons.append(
+            {
+                "machine_busy_pct": busy,
+                "harness_loop_lag_ms": (generator.get("max_lag_ms"), generator.get("p99_lag_ms")),
+                "late_starts": generator.get("late_starts"),
+                "harness_gc": results.extra.get("harness_gc_pauses"),
+                "app_gc": results.extra.get("app_gc_pauses"),
+                # Per second of the run: (start s, requests, p50 ms, max ms).
+                "timeline": [(b.t_s, b.count, b.p50_ms, b.max_ms) for b in results.timeline],
+            }
+        )
+    return "\n".join(json.dumps(r, default=str) for r in reasons)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +88,7 @@ async def _run(stack: Stack, name: str, tmp_path: Path, params: RunParams = SMAL
         scenarios.SCENARIOS[name],
         stack,
         params,
-        options=RunOptions(reports_dir=reports_dir(tmp_path)),
+        options=ci_options(tmp_path),
         run_id=f"test-{name}-{flaws}",
     )
 
@@ -59,7 +103,7 @@ def _failed(results: RunResults) -> set[str]:
 async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> None:
     results = await _run(stack, name, tmp_path)
     assert results.errors == ()
-    assert _failed(results) == set(), [c.summary for c in results.checks]
+    assert _failed(results) == set(), why(results)
     assert all(c.valid is True for c in results.checks), [
         (c.name, c.summary) for c in results.checks if c.valid is not True
     ]
