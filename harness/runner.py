@@ -57,6 +57,7 @@ from harness.report import (
     reconnections,
     write_run,
 )
+from harness.report.run_dir import LOGS
 from harness.scenario import (
     RunParams,
     Scenario,
@@ -250,6 +251,7 @@ async def run_scenario(
     except Exception as exc:
         logger.exception("scenario %s failed", scenario.name)
         errors.append(f"{type(exc).__name__}: {exc}")
+    logs = stack.take_app_logs()
     measurements = collect_measurements(checks)
     generator = ctx.generator if ctx else None
     resources = _resources(ctx, generator)
@@ -267,7 +269,7 @@ async def run_scenario(
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         seed=params.seed,
         config={**params.to_dict(), "elapsed_s": round(time.perf_counter() - t0, 2)},
-        extra={**(ctx.extra if ctx else {}), **_reconnections(history)},
+        extra={**(ctx.extra if ctx else {}), **_reconnections(history), **_target_logs(logs)},
         stack=stack.describe(),
         generator=_generator_dict(generator),
         resources=resources,
@@ -282,7 +284,14 @@ async def run_scenario(
         interrupted=interrupted,
         target=target.describe(),
     )
-    write_run(results, options.reports_dir, history=history, name=folder, latest=folder is None)
+    write_run(
+        results,
+        options.reports_dir,
+        history=history,
+        name=folder,
+        latest=folder is None,
+        logs=logs,
+    )
     if interrupted is not None:
         raise asyncio.CancelledError
     return results
@@ -361,6 +370,18 @@ async def _run(
             ctx.extra["app_gc_pauses"] = await asyncio.to_thread(_app_gc_pauses, stack)
         await asyncio.to_thread(stack.stop_app)
     return ctx
+
+
+def _target_logs(logs: Mapping[str, bytes]) -> dict[str, Any]:
+    """Where the report keeps what each target process wrote, and its size."""
+    if not logs:
+        return {}
+    return {
+        "target_logs": {
+            name: {"file": f"{LOGS}/{name}.log", "bytes": len(data)}
+            for name, data in sorted(logs.items())
+        }
+    }
 
 
 def _reconnections(history: History) -> dict[str, Any]:

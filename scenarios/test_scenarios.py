@@ -111,6 +111,9 @@ async def test_the_reference_passes(stack: Stack, name: str, tmp_path: Path) -> 
     assert (report / "report.html").stat().st_size > 0
     assert (report / "junit.xml").exists()
     assert (report / "history.jsonl").exists()
+    # What the app wrote while the scenario ran is kept beside the report.
+    assert results.extra["target_logs"]["app"]["file"] == "logs/app.log"
+    assert (report / "logs" / "app.log").is_file()
     if name in ("load", "network"):
         # The CPU of every local process over the measured load, per completion.
         assert results.resources is not None

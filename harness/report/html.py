@@ -102,6 +102,9 @@ def _header(r: RunResults) -> str:
     if proxy is not None:
         facts.insert(3, ("proxy", proxy))
     items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
+    logs = _target_logs(r)
+    if logs:
+        items += f"<tr><th>target logs</th><td>{logs}</td></tr>"
     errors = "".join(f"<pre class='error'>{escape(e)}</pre>" for e in r.errors)
     if r.not_applicable is not None:
         errors += f"<p class='unknown'>Not applicable: {escape(r.not_applicable)}.</p>"
@@ -118,6 +121,19 @@ def _header(r: RunResults) -> str:
         f"<table>{items}</table>{errors}"
         f"<details><summary>configuration and stack</summary><pre>{config}</pre></details>" + extra
     )
+
+
+def _target_logs(r: RunResults) -> str:
+    """Links to what each target process wrote (files beside the report)."""
+    logs = (r.extra or {}).get("target_logs") or {}
+    links = []
+    for name, log in logs.items():
+        if not isinstance(log, dict) or not isinstance(log.get("file"), str):
+            continue
+        size = log.get("bytes")
+        kb = f" ({size / 1024:,.1f} KB)" if isinstance(size, int | float) else ""
+        links.append(f"<a href='{escape(log['file'])}'>{escape(str(name))}</a>{escape(kb)}")
+    return ", ".join(links)
 
 
 def _generator(r: RunResults) -> str:

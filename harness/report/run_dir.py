@@ -3,6 +3,7 @@
 reports/
   20260129T101500Z-load-1a2b3c/
     results.json  history.jsonl  report.html  junit.xml
+    logs/app.log  logs/worker.log ...   (what each target process wrote)
   latest -> 20260129T101500Z-load-1a2b3c
 """
 
@@ -12,7 +13,7 @@ import datetime as dt
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.history import Event, write_jsonl
@@ -21,11 +22,13 @@ from harness.report.html import render_html
 from harness.report.junit import to_junit_xml
 from harness.report.results import RunResults, write_results
 
-__all__ = ["LATEST", "new_run_id", "point_latest", "write_run"]
+__all__ = ["LATEST", "LOGS", "new_run_id", "point_latest", "write_run"]
 
 LATEST = "latest"
 """Name of the symlink to the newest run."""
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+LOGS = "logs"
+"""Folder of a run's target logs: ``logs/<process>.log``."""
 
 
 def new_run_id(scenario: str, *, now: dt.datetime | None = None, suffix: str | None = None) -> str:
@@ -43,12 +46,14 @@ def write_run(
     baseline: Comparison | None = None,
     name: str | None = None,
     latest: bool = True,
+    logs: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write ``results.json``, ``history.jsonl``, ``report.html`` and ``junit.xml`` into
     ``directory/<name>/`` (default: the run id) and, with ``latest``, point
     ``directory/latest`` at it; returns that directory.
 
     ``history.jsonl`` is written empty (header only) without a history.
+    ``logs`` (process name -> what it wrote) go to ``logs/<process>.log``.
     """
     folder = name if name is not None else results.run_id
     if not folder or _SAFE.search(folder) or folder in (".", ".."):
@@ -60,6 +65,11 @@ def write_run(
     write_jsonl(history if history is not None else (), run_dir / "history.jsonl")
     (run_dir / "report.html").write_text(render_html(results, baseline=baseline), "utf-8")
     (run_dir / "junit.xml").write_text(to_junit_xml(results), "utf-8")
+    for process, data in (logs or {}).items():
+        if _SAFE.search(process) or process in (".", ".."):
+            raise ValueError(f"a log's process name must be a plain file name, got {process!r}")
+        (run_dir / LOGS).mkdir(exist_ok=True)
+        (run_dir / LOGS / f"{process}.log").write_bytes(data)
     if latest:
         point_latest(root, folder)
     return run_dir

@@ -64,6 +64,9 @@ class ManagedProcess:
     #: Signal that asks the process for a clean, fast shutdown.
     stop_signal: int
     create_time: float
+    #: Size of the log file when this process started: its own output starts
+    #: there (a restarted process appends to its predecessor's log).
+    log_start: int = 0
 
     @property
     def pid(self) -> int:
@@ -184,6 +187,7 @@ class RunDir:
         log_path = self.path / f"{name}.log"
         child_env = {**(os.environ if env is None else env), RUN_DIR_ENV: str(self.path)}
         with log_path.open("ab") as log:
+            log_start = log.tell()
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -197,7 +201,7 @@ class RunDir:
                 cwd=cwd or self.path,
             )
         created = _create_time(popen.pid) or time.time()
-        proc = ManagedProcess(name, popen, log_path, stop_signal, created)
+        proc = ManagedProcess(name, popen, log_path, stop_signal, created, log_start)
         with self._lock:
             self.children.append(proc)
             self._write_record()

@@ -43,7 +43,28 @@ from harness.stack.proxies import (
     start_toxiproxy,
 )
 
-__all__ = ["Stack", "choose_providers", "start_stack"]
+__all__ = ["MAX_LOG_BYTES", "Stack", "choose_providers", "start_stack"]
+
+#: An app process's log is kept up to this size: its end, where a crash is.
+MAX_LOG_BYTES = 4 * 1024 * 1024
+
+
+def _read_from(path: Path, start: int, limit: int = MAX_LOG_BYTES) -> bytes:
+    """The bytes of ``path`` from ``start``: the last ``limit`` of them, after
+    a line that says how much was left out."""
+    try:
+        with path.open("rb") as log:
+            size = log.seek(0, 2)
+            begin = max(start, size - limit)
+            log.seek(begin)
+            data = log.read(limit)
+    except OSError as exc:
+        return f"[alertbench: the log could not be read: {exc}]\n".encode()
+    if begin > start:
+        dropped = begin - start
+        data = f"[alertbench: the first {dropped} bytes are left out]\n".encode() + data
+    return data
+
 
 _log = logging.getLogger(__name__)
 
@@ -122,6 +143,10 @@ class Stack:
     app_urls: list[str] = field(default_factory=list)
     tmp_root: Path | None = None
     _closed: bool = field(default=False, repr=False)
+    #: Each app process's log and where its output starts in it.
+    _log_marks: dict[str, tuple[Path, int]] = field(default_factory=dict, repr=False)
+    #: What the last stopped app wrote, per process (see :meth:`take_app_logs`).
+    _stopped_logs: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def start_app(self, spec: AppSpec | None = None, *, startup_timeout_s: float = 60.0) -> str:
         """Run the reference pipeline on this stack; return its (proxied) URL.
@@ -145,6 +170,8 @@ class Stack:
             redis_url=self.redis.url,
             startup_timeout_s=startup_timeout_s,
         )
+        self._log_marks = {p.name: (p.log_path, p.log_start) for p in self.app.everyone}
+        self._stopped_logs = {}
         if self.toxiproxy is None:
             self.app_urls.extend(self.app.direct_urls)
             return self.app_urls[0]
@@ -182,6 +209,11 @@ class Stack:
             proc.stop(timeout_s)
             if self.run_dir is not None:
                 self.run_dir.forget(proc)
+            self._log_marks.setdefault(proc.name, (proc.log_path, proc.log_start))
+        self._stopped_logs = {
+            name: _read_from(path, start) for name, (path, start) in self._log_marks.items()
+        }
+        self._log_marks = {}
         names = ["app" if i == 0 else f"app{i}" for i in range(len(self.app.processes))]
         if self.toxiproxy is not None:
             delete_proxies(self.toxiproxy, names)
@@ -202,6 +234,14 @@ class Stack:
         if self.app is None:
             raise StackStartError("the app is not running: call start_app() first")
         self.app.restart(name)
+
+    def take_app_logs(self) -> dict[str, bytes]:
+        """What each process of the last stopped app wrote (stdout and stderr),
+        from its start to its stop, restarts included; at most the last
+        :data:`MAX_LOG_BYTES` of each. Given once: the next call returns {}
+        until another app stops. (The stack's own files go with the stack.)"""
+        logs, self._stopped_logs = self._stopped_logs, {}
+        return logs
 
     @property
     def app_url(self) -> str:

@@ -133,3 +133,22 @@ async def test_a_job_whose_worker_is_killed_mid_job_is_done_once_after_the_resta
         await conn.close()
     assert current == second  # moved exactly one step
     assert [r["step_id"] for r in active] == [second]
+
+
+async def test_the_logs_of_a_stopped_app_hold_every_life_of_its_processes_and_no_earlier_app(
+    stack: Stack,
+) -> None:
+    ready = b"worker running on queue"
+    stack.start_app(AppSpec(worker=False, queue_workers=1))
+    stack.kill_process("worker")
+    stack.restart_process("worker")
+    stack.stop_app()
+    logs = stack.take_app_logs()
+    assert set(logs) == {"app", "worker"}
+    assert logs["worker"].count(ready) == 2  # before the kill, and after the restart
+    assert stack.take_app_logs() == {}  # given once
+
+    # The next app appends to the same files: its logs start where it started.
+    stack.start_app(AppSpec(worker=False, queue_workers=1))
+    stack.stop_app()
+    assert stack.take_app_logs()["worker"].count(ready) == 1
