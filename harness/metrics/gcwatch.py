@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TUNED_THRESHOLDS", "GcWatch"]
+__all__ = ["TUNED_THRESHOLDS", "GcWatch", "freeze", "release"]
 
 #: ``gc.set_threshold`` while a scenario runs (Python's default: 700, 10, 10):
 #: a full collection after 1,000 middle ones. Young collections stay at 700
@@ -33,6 +33,33 @@ __all__ = ["TUNED_THRESHOLDS", "GcWatch"]
 #: pause longer (at 10,000 projects, with 20,000: young pauses up to 177 ms,
 #: middle ones up to 382 ms; with 700: 70 and 130 ms).
 TUNED_THRESHOLDS = (700, 10, 1000)
+
+
+_holders = 0
+
+
+def freeze() -> None:
+    """Collect, then move every object that exists out of the collector's
+    reach (:func:`gc.freeze`) until the last holder calls :func:`release`.
+
+    Several parts freeze for a while (a subscriber fleet once connected,
+    :class:`GcWatch` while a scenario runs) and their spans overlap in any
+    order; :func:`gc.unfreeze` gives everything back at once, so a bare call
+    from the first to finish would undo the others' too."""
+    global _holders
+    gc.collect()
+    gc.freeze()
+    _holders += 1
+
+
+def release() -> None:
+    """One :func:`freeze` is over; the last gives the frozen objects back."""
+    global _holders
+    if _holders == 0:
+        return
+    _holders -= 1
+    if _holders == 0:
+        gc.unfreeze()
 
 
 @dataclass
@@ -65,8 +92,7 @@ class GcWatch:
     def start(self) -> None:
         if self.tune and self._thresholds is None:
             self._thresholds = gc.get_threshold()
-            gc.collect()
-            gc.freeze()
+            freeze()
             gc.set_threshold(*TUNED_THRESHOLDS)
         if self._callback not in gc.callbacks:
             gc.callbacks.append(self._callback)
@@ -79,7 +105,7 @@ class GcWatch:
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
             self._thresholds = None
-            gc.unfreeze()
+            release()
 
     def to_dict(self) -> dict[str, dict[str, float | int]]:
         """Per generation: collections, total and longest pause (ms)."""

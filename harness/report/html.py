@@ -627,8 +627,11 @@ def _soak(r: RunResults) -> str:
 def _gc_pauses(r: RunResults) -> str:
     extra = r.extra or {}
     found = extra.get("app_gc_pauses") or {}
-    harness = extra.get("harness_gc_pauses") or {}
-    if not found and not harness:
+    harness = {"harness (while the scenario ran)": extra.get("harness_gc_pauses") or {}}
+    for shard in extra.get("shards") or ():
+        if isinstance(shard, dict) and shard.get("gc_pauses"):
+            harness[f"harness shard {shard.get('shard')}"] = shard["gc_pauses"]
+    if not found and not any(harness.values()):
         return ""
     rows = []
     for process, generations in found.items():
@@ -645,16 +648,17 @@ def _gc_pauses(r: RunResults) -> str:
                     _td("&le; " + _num(g.get("longest_ms_at_most"), "ms"), "num"),
                 ]
             )
-    for generation, g in harness.items():
-        rows.append(
-            [
-                _td("harness (while the scenario ran)"),
-                _td(escape(_GENERATIONS.get(generation, generation))),
-                _td(_num(g.get("collections")), "num"),
-                _td(_num(g.get("pause_ms_total"), "ms"), "num"),
-                _td(_num(g.get("longest_ms"), "ms"), "num"),
-            ]
-        )
+    for who, generations in harness.items():
+        for generation, g in generations.items():
+            rows.append(
+                [
+                    _td(escape(who)),
+                    _td(escape(_GENERATIONS.get(generation, generation))),
+                    _td(_num(g.get("collections")), "num"),
+                    _td(_num(g.get("pause_ms_total"), "ms"), "num"),
+                    _td(_num(g.get("longest_ms"), "ms"), "num"),
+                ]
+            )
     return (
         "<h2>Garbage-collector pauses</h2><p>A collection stops the whole process. The "
         "app's, over each app process's life, from its <code>alertbench_gc_pause_seconds</code> "

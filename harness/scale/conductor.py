@@ -446,6 +446,7 @@ async def _conduct(ctx: ScenarioContext, link: Link, n: int) -> None:
             "cpu_ms_per_completion": round(
                 1000 * loaded[k]["cpu_s"] / max(1, loaded[k]["generator"]["completed"]), 3
             ),
+            "gc_pauses": done[k].get("gc_pauses") or {},
         }
         for k in sorted(loaded)
     ]

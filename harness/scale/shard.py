@@ -15,6 +15,7 @@ shard says            after
                       (with its commits, so others can wait for theirs)
 ``done``              ``close``: every commit it was told of whose assignee it
                       has a client for arrived; fleet closed, history written
+                      (with the shard's own garbage-collector pauses)
 ====================  =========================================================
 
 With ``stats`` in the plan it also sends ``stats`` lines (every half second):
@@ -42,6 +43,7 @@ from typing import Any, TypeVar, cast
 
 from harness import loop as event_loop
 from harness.history import Commit, Event, History, Op, Receive, announced_alert, write_jsonl
+from harness.metrics.gcwatch import GcWatch
 from harness.scale.plan import ShardPlan, decode, encode
 from harness.scenario import ScenarioContext
 from harness.stack import Stack
@@ -188,6 +190,9 @@ async def run_shard(plan: ShardPlan, channel: _Channel) -> None:
     subscribers = workload.subscribers(total, everyone=params.subscribers == "all")
     connected = {s.user_id for s in subscribers}
     scenario = LoadScenario()
+    # As in the runner: the shard's own collections timed, full ones rare.
+    gc_watch = GcWatch(tune=True)
+    gc_watch.start()
     try:
         fleet = ctx.fleet(subscribers)
         started = await fleet.start()
@@ -246,6 +251,7 @@ async def run_shard(plan: ShardPlan, channel: _Channel) -> None:
         drained = await ctx.drain(lambda: owed <= _received(history))
         await ctx.close_fleets()
     finally:
+        gc_watch.stop()
         if flusher is not None:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -261,6 +267,7 @@ async def run_shard(plan: ShardPlan, channel: _Channel) -> None:
             "history": plan.history_path,
             "stats_fired": stats.fired if stats is not None else 0,
             "unmatched_pushes": stats.unmatched() if stats is not None else 0,
+            "gc_pauses": gc_watch.to_dict(),
         }
     )
 

@@ -61,6 +61,8 @@ def _assert_judged_as_one(results: RunResults, tmp_path: Path) -> list[Receive]:
     assert all(len(who) == 1 for who in owners.values())
     assert results.resources is not None
     assert {"harness shard 0", "harness shard 1"} <= set(results.resources["roles"])
+    # Each shard timed its own collections (young ones happen in any run).
+    assert all(s["gc_pauses"]["0"]["collections"] > 0 for s in results.extra["shards"])
     return [e for e in history if isinstance(e, Receive)]
 
 

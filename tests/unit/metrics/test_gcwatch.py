@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+from harness.metrics import gcwatch
 from harness.metrics.gcwatch import TUNED_THRESHOLDS, GcWatch
 
 
@@ -35,4 +36,24 @@ def test_tuning_freezes_and_raises_thresholds_only_while_watching() -> None:
     finally:
         watch.stop()
     assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_overlapping_freezes_end_with_the_last_holder_in_either_order() -> None:
+    # The runner's GcWatch and a fleet freeze over spans that overlap: a fleet
+    # a scenario stops mid-run must not give back what GcWatch froze.
+    for first_out in ("fleet", "watch"):
+        watch = GcWatch(tune=True)
+        watch.start()
+        gcwatch.freeze()  # the fleet, once connected
+        if first_out == "fleet":
+            gcwatch.release()
+            assert gc.get_freeze_count() > 0, first_out
+            watch.stop()
+        else:
+            watch.stop()
+            assert gc.get_freeze_count() > 0, first_out
+            gcwatch.release()
+        assert gc.get_freeze_count() == 0, first_out
+    gcwatch.release()  # one release too many is harmless
     assert gc.get_freeze_count() == 0

@@ -123,6 +123,14 @@ def test_the_report_shows_cpu_by_process_and_round_trips() -> None:
             "harness_gc_pauses": {
                 "1": {"collections": 40, "pause_ms_total": 90.5, "longest_ms": 417.0}
             },
+            "shards": [
+                {
+                    "shard": 1,
+                    "gc_pauses": {
+                        "0": {"collections": 7, "pause_ms_total": 3.5, "longest_ms": 1.25}
+                    },
+                }
+            ],
         },
     )
     html = render_html(r)
@@ -131,6 +139,9 @@ def test_the_report_shows_cpu_by_process_and_round_trips() -> None:
     assert "&le; 250 ms" in html
     assert "harness (while the scenario ran)" in html
     assert "417 ms" in html
+    gc_section = html[html.index("Garbage-collector pauses") :]
+    assert "<td>harness shard 1</td>" in gc_section  # a sharded run's shards, each
+    assert "1.25 ms" in gc_section
     assert "CPU by process" in html
     assert "SATURATED" in html
     assert "app 8 ms" in html
