@@ -634,31 +634,27 @@ def _gc_pauses(r: RunResults) -> str:
     if not found and not any(harness.values()):
         return ""
     rows = []
+
+    def row(who: str, generation: str, g: Mapping[str, Any], longest: str) -> list[str]:
+        return [
+            _td(escape(who)),
+            _td(escape(_GENERATIONS.get(generation, generation))),
+            _td(_num(g.get("collections")), "num"),
+            _td(_num(g.get("pause_ms_total"), "ms"), "num"),
+            _td(longest, "num"),
+        ]
+
     for process, generations in found.items():
         if "error" in generations:
             rows.append([_td(escape(process)), _td(escape(str(generations["error"]))), "", "", ""])
             continue
         for generation, g in generations.items():
-            rows.append(
-                [
-                    _td(escape(process)),
-                    _td(escape(_GENERATIONS.get(generation, generation))),
-                    _td(_num(g.get("collections")), "num"),
-                    _td(_num(g.get("pause_ms_total"), "ms"), "num"),
-                    _td("&le; " + _num(g.get("longest_ms_at_most"), "ms"), "num"),
-                ]
-            )
+            # The app's histogram gives the bucket of the longest pause.
+            at_most = "&le; " + _num(g.get("longest_ms_at_most"), "ms")
+            rows.append(row(process, generation, g, at_most))
     for who, generations in harness.items():
         for generation, g in generations.items():
-            rows.append(
-                [
-                    _td(escape(who)),
-                    _td(escape(_GENERATIONS.get(generation, generation))),
-                    _td(_num(g.get("collections")), "num"),
-                    _td(_num(g.get("pause_ms_total"), "ms"), "num"),
-                    _td(_num(g.get("longest_ms"), "ms"), "num"),
-                ]
-            )
+            rows.append(row(who, generation, g, _num(g.get("longest_ms"), "ms")))
     return (
         "<h2>Garbage-collector pauses</h2><p>A collection stops the whole process. The "
         "app's, over each app process's life, from its <code>alertbench_gc_pause_seconds</code> "
