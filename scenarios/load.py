@@ -21,10 +21,10 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from harness.clients import AppHttp
+from harness.clients import AppHttp, Subscriber
 from harness.history import Commit, Receive
 from harness.metrics.pgstat import DEFAULT_EXCLUDE
-from harness.scenario import ScenarioContext, announced_alert
+from harness.scenario import RunParams, ScenarioContext, announced_alert
 from harness.workload import constant_rate, run_open_loop
 from scenarios._round_robin import RoundRobin
 
@@ -34,6 +34,23 @@ _GENERATE_CHUNK = 1000
 #: Warm-up at the measured rate before the clock starts (at most a fifth of
 #: --duration): the first second otherwise carries pools and caches filling.
 WARMUP_S = 2.0
+
+
+def load_plan(
+    params: RunParams, workload: RoundRobin, rate: float
+) -> tuple[int, int, list[Subscriber]]:
+    """How many warm-up operations, how many in all, and who connects, for a
+    load of ``rate`` per second (a shard's share in a sharded run).
+
+    A warm-up at the same rate runs first (its own operation name, so the
+    checkers of the measured "complete" leave it out), then the measured
+    load; every round needs a next step in every project's workflow. One
+    client per user who will be assigned an alert by a completion,
+    subscribed to the project's room: with one round, one client per project
+    the workload touches (``--subscribers all``: every member)."""
+    warmup = math.ceil(rate * min(WARMUP_S, params.duration_s / 5))
+    total = min(warmup + max(1, math.ceil(rate * params.duration_s)), workload.capacity)
+    return warmup, total, workload.subscribers(total, everyone=params.subscribers == "all")
 
 
 class LoadScenario:
@@ -69,17 +86,7 @@ class LoadScenario:
             return
         projects = ctx.seeded.project_ids
         workload = RoundRobin(ctx.seeded)
-        # A warm-up at the same rate runs first (its own operation name, so the
-        # checkers of the measured "complete" leave it out), then the measured load.
-        warmup = math.ceil(params.rate_per_s * min(WARMUP_S, params.duration_s / 5))
-        total = warmup + max(1, math.ceil(params.rate_per_s * params.duration_s))
-        # Every round needs a next step in every project's workflow.
-        total = min(total, workload.capacity)
-
-        # One client per user who will be assigned an alert by a completion,
-        # subscribed to the project's room: with one round, one client per
-        # project the workload touches (--subscribers all: every member).
-        subscribers = workload.subscribers(total, everyone=params.subscribers == "all")
+        warmup, total, subscribers = load_plan(params, workload, params.rate_per_s)
         users = {s.user_id for s in subscribers}
         fleet = ctx.fleet(subscribers)
         started = await fleet.start()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 import sys
@@ -167,7 +166,7 @@ async def run_shard(plan: ShardPlan, channel: _Channel) -> None:
     """The load scenario's work for one shard (see the module docstring)."""
     # Imported here: scenarios import the harness, not the other way round.
     from scenarios._round_robin import RoundRobin
-    from scenarios.load import WARMUP_S, LoadScenario
+    from scenarios.load import LoadScenario, load_plan
 
     params, seeded = plan.params, plan.seeded
     stats = _Stats() if plan.stats else None
@@ -185,9 +184,7 @@ async def run_shard(plan: ShardPlan, channel: _Channel) -> None:
     flusher = asyncio.create_task(_flush_stats(stats, channel)) if stats else None
     rate = params.rate_per_s / plan.shards
     workload = RoundRobin(seeded)
-    warmup = math.ceil(rate * min(WARMUP_S, params.duration_s / 5))
-    total = min(warmup + max(1, math.ceil(rate * params.duration_s)), workload.capacity)
-    subscribers = workload.subscribers(total, everyone=params.subscribers == "all")
+    warmup, total, subscribers = load_plan(params, workload, rate)
     connected = {s.user_id for s in subscribers}
     scenario = LoadScenario()
     # As in the runner: the shard's own collections timed, full ones rare.
