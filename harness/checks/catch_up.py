@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from harness.checks._clients import client_timelines, same_id
+from harness.checks._clients import client_timelines
 from harness.checks.result import DEFAULT_MAX_COUNTEREXAMPLES, CheckResult, FinalState
 from harness.history import Commit, Event, Receive
 
@@ -39,7 +39,11 @@ def catch_up(
     something was committed for it.
     """
     events = list(history)
-    commits = [e for e in events if isinstance(e, Commit) and e.assignee_id is not None]
+    # Each client meets only its own user's commits (ids compare by text).
+    commits: dict[str, list[Commit]] = defaultdict(list)
+    for e in events:
+        if isinstance(e, Commit) and e.assignee_id is not None:
+            commits[str(e.assignee_id)].append(e)
     receipts: dict[str, dict[str, float]] = defaultdict(dict)
     highest_before: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for e in events:
@@ -57,9 +61,7 @@ def catch_up(
             if up is None:
                 continue  # never back: delivery reports what it lost
             done = next((t for t in tl.caught_up if t >= up), None)
-            during = [
-                c for c in commits if same_id(c.assignee_id, tl.user_id) and down <= c.mono_s < up
-            ]
+            during = [c for c in commits.get(str(tl.user_id), ()) if down <= c.mono_s < up]
             if not during:
                 continue
             outages += 1
