@@ -35,10 +35,22 @@ HISTORY_FORMAT_VERSION: Final = 1
 _HEADER_KEY: Final = "alertbench_history"
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    """An event class's fields, ``type`` first (``dataclasses.fields`` builds
+    its answer anew on each call: a history has hundreds of thousands)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        fields = [f.name for f in dataclasses.fields(cls)]
+        names = _FIELDS[cls] = ("type", *(n for n in fields if n != "type"))
+    return names
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict of ``event`` (``type`` first, for readability)."""
-    data = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-    return {"type": data.pop("type"), **data}
+    return {name: getattr(event, name) for name in _field_names(type(event))}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
@@ -47,10 +59,9 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     if not isinstance(kind, str) or kind not in EVENT_CLASSES:
         raise HistoryError(f"unknown event type {kind!r}; known: {sorted(EVENT_CLASSES)}")
     cls = EVENT_CLASSES[kind]
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = data.keys() - _field_names(cls)
     if unknown:
-        raise HistoryError(f"{kind} event: unknown field(s) {unknown}")
+        raise HistoryError(f"{kind} event: unknown field(s) {sorted(unknown)}")
     try:
         return cls(**data)
     except TypeError as exc:
@@ -99,4 +110,8 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Event]:
 
 def read_jsonl(path: str | os.PathLike[str]) -> History:
     """Load a history written by :func:`write_jsonl` (indexes are re-assigned in file order)."""
-    return History(iter_jsonl(path))
+    history = History()
+    for event in iter_jsonl(path):
+        # Made here and held by nobody else: stored without History.append's copy.
+        history._add(event)
+    return history
