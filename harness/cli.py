@@ -937,6 +937,15 @@ def _results_table(result: Any, *, target: str | None = None) -> Table:
         table.add_row("proxy", "BYPASSED", escape(proxy))
     for error in result.errors:
         table.add_row("error", "ERROR", escape(error))
+    logs = (result.extra or {}).get("target_logs") or {}
+    if logs and result.verdict != "pass":
+        # Where to look first when a target misbehaved.
+        files = ", ".join(
+            f"{log['file']} ({log['bytes'] / 1024:,.1f} KB)"
+            for log in logs.values()
+            if isinstance(log, dict) and "file" in log and "bytes" in log
+        )
+        table.add_row("target logs", "", escape(f"{files}, beside the scenario's report.html"))
     if result.not_applicable:
         table.add_row("scenario", "not applicable", escape(result.not_applicable))
     return table

@@ -49,3 +49,25 @@ def test_a_log_starts_where_its_process_started_and_keeps_its_end(tmp_path: Path
     kept = _read_from(log, start, limit=25)
     assert kept == b"[alertbench: the first 75 bytes are left out]\n" + b"56789" + b"0123456789" * 2
     assert _read_from(tmp_path / "missing.log", 0).startswith(b"[alertbench: the log could not")
+
+
+def test_the_terminal_summary_points_at_the_logs_of_a_run_that_did_not_pass() -> None:
+    from harness.cli import _results_table
+    from harness.report import RunResults
+
+    def rows(results: RunResults) -> list[str]:
+        return [str(cell) for column in _results_table(results).columns for cell in column.cells]
+
+    extra = _target_logs(LOGS)
+    failed = make_results(
+        run_id="r1", scenario="load", started_at="t0", finished_at="t1", extra=extra,
+        errors=["RuntimeError: the app exited"],
+    )  # fmt: skip
+    assert failed.verdict != "pass"
+    assert "target logs" in rows(failed)
+    assert any(r.startswith("logs/app.log (0.0 KB), logs/worker.log") for r in rows(failed))
+    passed = make_results(
+        run_id="r1", scenario="load", started_at="t0", finished_at="t1", extra=extra
+    )
+    assert passed.verdict == "pass"
+    assert "target logs" not in rows(passed)
