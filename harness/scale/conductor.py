@@ -36,10 +36,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.errors import ConfigError
 from harness.history import iter_jsonl
 from harness.metrics.resources import CpuMark, mark_cpu
 from harness.scale.merge import ShardHistory, merge_generators, merge_histories
-from harness.scale.plan import ShardPlan, decode, encode, shard_of
+from harness.scale.plan import DUMP_END, ShardPlan, decode, encode, shard_of
 from harness.scenario import LocustOptions, ScenarioContext
 from harness.stack._net import free_port
 
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: How long shards may take to connect their fleets and warm up, in seconds.
 CONNECT_TIMEOUT_S = 180.0
+#: How long a late shard has to write where its tasks wait (SIGUSR1).
+DUMP_WAIT_S = 5.0
 
 
 class ShardError(RuntimeError):
@@ -71,6 +74,9 @@ class Link(Protocol):
 
     async def finish(self, requests: int) -> dict[str, Any]:
         """After the run: what the link has to report (Locust's statistics)."""
+
+    async def log_tail(self, index: int) -> str:
+        """The end of what shard ``index`` (or the processes that host it) logged."""
 
     async def stop(self) -> None:
         """Stop every process still running (idempotent)."""
@@ -127,7 +133,13 @@ class ProcessLink:
     async def _read(self, index: int, proc: asyncio.subprocess.Process, log: Path) -> None:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
-            await self._inbox.put((index, decode(line)))
+            try:
+                message = decode(line)
+            except ConfigError as exc:
+                # A line that is not the protocol's: say so at once, with the
+                # line, instead of a reader that dies unseen and a late shard.
+                message = {"kind": "exit", "code": None, "stderr": f"{exc}\n{_tail(log)}"}
+            await self._inbox.put((index, message))
         code = await proc.wait()
         await self._inbox.put((index, {"kind": "exit", "code": code, "stderr": _tail(log)}))
 
@@ -136,6 +148,19 @@ class ProcessLink:
             if proc.stdin is not None and proc.returncode is None:
                 proc.stdin.write(encode(message))
                 await proc.stdin.drain()
+
+    async def log_tail(self, index: int) -> str:
+        # Ask the shard where its tasks wait (SIGUSR1), bounded.
+        log = self._workdir / f"shard-{index}.stderr"
+        proc = self._procs[index] if index < len(self._procs) else None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + DUMP_WAIT_S
+            # Polled: the file is another process's, and no event tells of it.
+            while DUMP_END not in _tail(log) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return _tail(log)
 
     async def receive(self) -> tuple[int, dict[str, Any]]:
         return await self._inbox.get()
@@ -301,6 +326,11 @@ class LocustLink:
     async def send(self, message: dict[str, Any]) -> None:
         await self._tell({**message, "to": None})
 
+    async def log_tail(self, index: int) -> str:
+        # A shard runs inside a Locust worker; which one is not known here.
+        logs = sorted(self._workdir.glob("*.log"))
+        return "\n".join(f"--- {log.name}:\n{_tail(log, 1500)}" for log in logs)
+
     async def receive(self) -> tuple[int, dict[str, Any]]:
         return await self._inbox.get()
 
@@ -339,27 +369,58 @@ class LocustLink:
             self._server.close()
 
 
-async def _gather(
-    link: Link, kind: str, shards: int, timeout_s: float
-) -> dict[int, dict[str, Any]]:
-    """Wait until every shard sent ``kind`` (bounded); ShardError on any exit."""
-    got: dict[int, dict[str, Any]] = {}
-    try:
-        async with asyncio.timeout(timeout_s):
-            while len(got) < shards:
-                index, message = await link.receive()
-                if message["kind"] == "exit":
-                    who = message.get("who") or f"shard {index}"
-                    raise ShardError(
-                        f"{who} exited ({message.get('code')}) while the conductor waited"
-                        f" for {kind!r}: {message.get('stderr', '')[-2000:]}"
-                    )
-                if message["kind"] == kind:
-                    got[index] = message
-    except TimeoutError:
-        missing = sorted(set(range(shards)) - set(got))
-        raise ShardError(f"shards {missing} did not report {kind!r} in {timeout_s:g} s") from None
-    return got
+class Mailbox:
+    """The shards' messages, step by step. A message of a later step that
+    arrives early waits here for its step instead of being dropped: a shard
+    with little to connect can be ``ready`` before a slower one (still
+    importing, on a busy machine) said ``hello``, and dropping that ``ready``
+    left the conductor waiting for it until its timeout."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self._early: list[tuple[int, dict[str, Any]]] = []
+        self._finished: set[int] = set()
+
+    async def gather(self, kind: str, shards: int, timeout_s: float) -> dict[int, dict[str, Any]]:
+        """Wait until every shard sent ``kind`` (bounded); ShardError on any exit."""
+        got: dict[int, dict[str, Any]] = {}
+        waiting = self._early
+        self._early = []
+        for index, message in waiting:
+            self._take(kind, index, message, got)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while len(got) < shards:
+                    index, message = await self.link.receive()
+                    self._take(kind, index, message, got)
+        except TimeoutError:
+            missing = sorted(set(range(shards)) - set(got))
+            logged = ""
+            for index in missing:
+                tail = (await self.link.log_tail(index))[-6000:] or "(nothing)"
+                logged += f"\nshard {index} logged:\n{tail}"
+            raise ShardError(
+                f"shards {missing} did not report {kind!r} in {timeout_s:g} s{logged}"
+            ) from None
+        return got
+
+    def _take(
+        self, kind: str, index: int, message: dict[str, Any], got: dict[int, dict[str, Any]]
+    ) -> None:
+        if message["kind"] == "exit":
+            if message.get("code") == 0 and index in self._finished:
+                return  # it said "done", then ended: as it should
+            who = message.get("who") or f"shard {index}"
+            raise ShardError(
+                f"{who} exited ({message.get('code')}) while the conductor waited"
+                f" for {kind!r}: {message.get('stderr', '')[-2000:]}"
+            )
+        if message["kind"] == "done":
+            self._finished.add(index)
+        if message["kind"] == kind and index not in got:
+            got[index] = message
+        else:
+            self._early.append((index, message))
 
 
 async def run_sharded(ctx: ScenarioContext) -> None:
@@ -397,21 +458,22 @@ async def run_sharded(ctx: ScenarioContext) -> None:
 
 async def _conduct(ctx: ScenarioContext, link: Link, n: int) -> None:
     params = ctx.params
+    mail = Mailbox(link)
     wait_ui = 3600.0 if params.locust is not None and not params.locust.headless else 0.0
-    hello = await _gather(link, "hello", n, CONNECT_TIMEOUT_S + wait_ui)
+    hello = await mail.gather("hello", n, CONNECT_TIMEOUT_S + wait_ui)
     here = time.time() - time.monotonic()
     shifts = {k: (float(m["wall"]) - float(m["mono"])) - here for k, m in hello.items()}
     host = socket.gethostname()
     shard_pids = {
         f"harness shard {k}": int(m["pid"]) for k, m in hello.items() if m["host"] == host
     }
-    ready = await _gather(link, "ready", n, CONNECT_TIMEOUT_S)
+    ready = await mail.gather("ready", n, CONNECT_TIMEOUT_S)
     ctx.extra["fleet"] = {
         name: sum(m[name] for m in ready.values()) for name in ("clients", "connected", "failed")
     } | {"connect_s": max(m["connect_s"] for m in ready.values()), "shards": n}
     await ctx.snapshot_pg_stat("before")
     await link.send({"kind": "go"})
-    generated = await _gather(link, "generated", n, 60.0 + params.drain_s)
+    generated = await mail.gather("generated", n, 60.0 + params.drain_s)
     ctx.extra["drained_generation"] = all(m["drained"] for m in generated.values())
     await ctx.snapshot_pg_stat("generated")
 
@@ -423,12 +485,12 @@ async def _conduct(ctx: ScenarioContext, link: Link, n: int) -> None:
 
     start = mark()
     await link.send({"kind": "measure"})
-    loaded = await _gather(link, "loaded", n, params.duration_s * 1.5 + 60.0)
+    loaded = await mail.gather("loaded", n, params.duration_s * 1.5 + 60.0)
     ctx.cpu_window = (start, mark())
     await ctx.snapshot_pg_stat("after")
     commits = [c for k in sorted(loaded) for c in loaded[k]["commits"]]
     await link.send({"kind": "close", "commits": commits})
-    done = await _gather(link, "done", n, params.drain_s + 60.0)
+    done = await mail.gather("done", n, params.drain_s + 60.0)
     merge_histories(
         ctx.history,
         [ShardHistory(k, list(iter_jsonl(done[k]["history"])), shifts[k]) for k in sorted(done)],

@@ -20,7 +20,7 @@ from harness.contract.seed import LineItem
 from harness.errors import ConfigError
 from harness.scenario import RunParams
 
-__all__ = ["PROTOCOL", "ShardPlan", "decode", "encode", "shard_of"]
+__all__ = ["DUMP_END", "PROTOCOL", "ShardPlan", "decode", "encode", "shard_of"]
 
 PROTOCOL: Final = 1
 """Version of the plan and message layout; a shard refuses another."""
@@ -139,3 +139,8 @@ def decode(line: bytes | str) -> dict[str, Any]:
     if not isinstance(message, dict) or not isinstance(message.get("kind"), str):
         raise ConfigError("shard message", f"expected an object with a kind: {line[:200]!r}")
     return message
+
+
+#: The last line a shard writes to stderr when asked (SIGUSR1) where its
+#: tasks wait.
+DUMP_END = "--- end of the shard's tasks"

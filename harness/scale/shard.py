@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -43,7 +45,7 @@ from typing import Any, TypeVar, cast
 from harness import loop as event_loop
 from harness.history import Commit, Event, History, Op, Receive, announced_alert, write_jsonl
 from harness.metrics.gcwatch import GcWatch
-from harness.scale.plan import ShardPlan, decode, encode
+from harness.scale.plan import DUMP_END, ShardPlan, decode, encode
 from harness.scenario import ScenarioContext
 from harness.stack import Stack
 from harness.targets import Target
@@ -293,12 +295,49 @@ async def _flush_stats(stats: _Stats | None, channel: _Channel, every_s: float =
 
 async def _main() -> None:
     loop = asyncio.get_running_loop()
+    # SIGUSR1: where every task waits, on stderr (the conductor asks for it
+    # when a shard is late, and puts it in its error).
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     # Plans and the close order carry every commit: lines may be large.
     reader = asyncio.StreamReader(limit=1 << 30)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     channel = _Channel(reader)
     message = await channel.order("plan")
     await run_shard(ShardPlan.from_dict(message["plan"]), channel)
+
+
+def _awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task waits: its coroutine and every one it awaits, innermost last
+    (``Task.print_stack`` shows one frame of a suspended coroutine)."""
+    where: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if awaited is None:
+            break
+        if not hasattr(awaited, "cr_frame") and not hasattr(awaited, "gi_frame"):
+            where.append(f"  awaiting {awaited!r}"[:300])
+            break
+        coro = awaited
+    return where
+
+
+def _dump_tasks() -> None:
+    """Every task and what it awaits, on stderr: where a late shard waits."""
+
+    def ours(task: asyncio.Task[Any]) -> bool:
+        return any("/harness/" in w or "/scenarios/" in w for w in _awaiting(task))
+
+    out = io.StringIO()
+    # The harness's own tasks last: the end of the log is what gets quoted.
+    for task in sorted(asyncio.all_tasks(), key=ours):
+        out.write(f"--- {task.get_name()}:\n" + "\n".join(_awaiting(task)) + "\n")
+    out.write(DUMP_END + "\n")
+    sys.stderr.write(out.getvalue())
+    sys.stderr.flush()
 
 
 def main(argv: Iterable[str] = ()) -> int:
