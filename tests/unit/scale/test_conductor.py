@@ -108,3 +108,30 @@ async def test_a_late_shard_is_named_with_its_log() -> None:
     mail = Mailbox(_Replay([(0, {"kind": "hello"})]))
     with pytest.raises(ShardError, match=r"(?s)shards \[1\] did not report 'hello'.*shard 1's log"):
         await mail.gather("hello", 2, 0.2)
+
+
+async def test_a_shard_s_task_dump_shows_the_whole_await_chain(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.scale.plan import DUMP_END
+    from harness.scale.shard import _dump_tasks
+
+    gate, waiting = asyncio.Event(), asyncio.Event()
+
+    async def innermost_wait() -> None:
+        waiting.set()
+        await gate.wait()
+
+    async def outer_step() -> None:
+        await innermost_wait()
+
+    task = asyncio.create_task(outer_step(), name="the-step")
+    await waiting.wait()  # it has suspended on the gate
+    _dump_tasks()
+    gate.set()
+    await task
+    err = capsys.readouterr().err
+    dump = err[err.index("--- the-step:") :]
+    assert "in outer_step" in dump
+    assert "in innermost_wait" in dump  # not only the outermost frame
+    assert err.rstrip().endswith(DUMP_END)
