@@ -6,6 +6,7 @@ Sessions: ``tests`` (unit + integration on the embedded stack), ``lint``,
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,10 @@ nox.options.error_on_missing_interpreters = True
 # uv where it is installed (`pip install "nox[uv]"`): it installs the sessions'
 # packages several times faster than pip; virtualenv and pip otherwise.
 nox.options.default_venv_backend = "uv|virtualenv"
+# uv does not compile bytecode at install as pip does: where Python may not
+# write it either (PYTHONDONTWRITEBYTECODE), every process the tests start
+# (the app, each shard, Locust) would compile every module it imports anew.
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 PYTHON = ["3.11", "3.12", "3.13"]
 CURRENT = None  # the interpreter running nox
