@@ -57,7 +57,7 @@ from harness.report import (
     reconnections,
     write_run,
 )
-from harness.report.run_dir import LOGS
+from harness.report.run_dir import log_file
 from harness.scenario import (
     RunParams,
     Scenario,
@@ -378,7 +378,7 @@ def _target_logs(logs: Mapping[str, bytes]) -> dict[str, Any]:
         return {}
     return {
         "target_logs": {
-            name: {"file": f"{LOGS}/{name}.log", "bytes": len(data)}
+            name: {"file": log_file(name), "bytes": len(data)}
             for name, data in sorted(logs.items())
         }
     }

@@ -22,7 +22,7 @@ from harness.report.html import render_html
 from harness.report.junit import to_junit_xml
 from harness.report.results import RunResults, write_results
 
-__all__ = ["LATEST", "LOGS", "new_run_id", "point_latest", "write_run"]
+__all__ = ["LATEST", "LOGS", "log_file", "new_run_id", "point_latest", "write_run"]
 
 LATEST = "latest"
 """Name of the symlink to the newest run."""
@@ -56,8 +56,9 @@ def write_run(
     ``logs`` (process name -> what it wrote) go to ``logs/<process>.log``.
     """
     folder = name if name is not None else results.run_id
-    if not folder or _SAFE.search(folder) or folder in (".", ".."):
-        raise ValueError(f"the report's folder must be a plain file name, got {folder!r}")
+    _plain_name(folder, "the report's folder")
+    for process in logs or {}:
+        _plain_name(process, "a log's process name")
     root = Path(directory)
     run_dir = root / folder
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -66,13 +67,21 @@ def write_run(
     (run_dir / "report.html").write_text(render_html(results, baseline=baseline), "utf-8")
     (run_dir / "junit.xml").write_text(to_junit_xml(results), "utf-8")
     for process, data in (logs or {}).items():
-        if _SAFE.search(process) or process in (".", ".."):
-            raise ValueError(f"a log's process name must be a plain file name, got {process!r}")
         (run_dir / LOGS).mkdir(exist_ok=True)
-        (run_dir / LOGS / f"{process}.log").write_bytes(data)
+        (run_dir / log_file(process)).write_bytes(data)
     if latest:
         point_latest(root, folder)
     return run_dir
+
+
+def log_file(process: str) -> str:
+    """Where a run's folder keeps what target process ``process`` wrote."""
+    return f"{LOGS}/{process}.log"
+
+
+def _plain_name(name: str, what: str) -> None:
+    if not name or _SAFE.search(name) or name in (".", ".."):
+        raise ValueError(f"{what} must be a plain file name, got {name!r}")
 
 
 def point_latest(root: Path, run_id: str) -> None:

@@ -328,13 +328,14 @@ def _awaiting(task: asyncio.Task[Any]) -> list[str]:
 def _dump_tasks() -> None:
     """Every task and what it awaits, on stderr: where a late shard waits."""
 
-    def ours(task: asyncio.Task[Any]) -> bool:
-        return any("/harness/" in w or "/scenarios/" in w for w in _awaiting(task))
+    def ours(chain: list[str]) -> bool:
+        return any("/harness/" in w or "/scenarios/" in w for w in chain)
 
+    chains = [(task.get_name(), _awaiting(task)) for task in asyncio.all_tasks()]
     out = io.StringIO()
     # The harness's own tasks last: the end of the log is what gets quoted.
-    for task in sorted(asyncio.all_tasks(), key=ours):
-        out.write(f"--- {task.get_name()}:\n" + "\n".join(_awaiting(task)) + "\n")
+    for name, chain in sorted(chains, key=lambda named: ours(named[1])):
+        out.write(f"--- {name}:\n" + "\n".join(chain) + "\n")
     out.write(DUMP_END + "\n")
     sys.stderr.write(out.getvalue())
     sys.stderr.flush()

@@ -209,7 +209,6 @@ class Stack:
             proc.stop(timeout_s)
             if self.run_dir is not None:
                 self.run_dir.forget(proc)
-            self._log_marks.setdefault(proc.name, (proc.log_path, proc.log_start))
         self._stopped_logs = {
             name: _read_from(path, start) for name, (path, start) in self._log_marks.items()
         }
