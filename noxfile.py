@@ -23,6 +23,10 @@ nox.options.default_venv_backend = "uv|virtualenv"
 # write it either (PYTHONDONTWRITEBYTECODE), every process the tests start
 # (the app, each shard, Locust) would compile every module it imports anew.
 os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
+# uv trusts its own bundled roots unless told otherwise, pip the system's: on
+# a machine whose certificates of its own sit in the system store (a TLS
+# proxy, say), uv could not reach the index where pip can. Same store as pip.
+os.environ.setdefault("UV_NATIVE_TLS", "1")
 
 PYTHON = ["3.11", "3.12", "3.13"]
 CURRENT = None  # the interpreter running nox
